@@ -1,0 +1,33 @@
+// Finite-difference check of a whole model: every parameter tensor, sampled entries (all of them
+// for tensors no larger than the sample count), in double precision.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../model/transformer.h"
+#include "gradcheck.h"
+
+namespace scalevec {
+
+struct TensorCheck {
+  std::string name;
+  size_t numel = 0;
+  ErrorStats stats;
+};
+
+struct ModelCheckOptions {
+  int batch = 2, seq = 16;      // random tokens, (batch, seq)
+  size_t samples = 24;          // entries checked per tensor (half uniform, half among nonzero)
+  double h = 1e-3;              // finite-difference step (4-point stencil; measured best)
+  double rtol = 1e-6, atol = 1e-11;
+  uint64_t seed = 1;
+  bool randomize_scales = true; // γ ~ U(0.5, 1.5) instead of 1, so that γ ≠ 1 is exercised
+};
+
+// Initialises the model from opts.seed, draws a batch, runs forward+backward once, and compares
+// each sampled gradient entry with a finite difference of the loss.
+std::vector<TensorCheck> gradcheck_model(Transformer<double>& model, const ModelCheckOptions& opts);
+
+}  // namespace scalevec

@@ -1,0 +1,86 @@
+// Causal multi-head self-attention on already-projected (and rotated) q, k, v.
+//     for each batch b and head h:  S = q kᵀ / sqrt(hs),  P = softmax_causal(S),  out = P v
+// q, k, v: (B, T, NH, hs) with row stride ld (they are column slices of one (B, T, 3C) buffer);
+// out: (B, T, C) with C = NH*hs; att: (B, NH, T, T) caches P for the backward pass.
+// Each (b, h) is independent, so the loop over them runs in parallel and calls single-threaded
+// gemms (OpenBLAS runs one thread per call inside an OpenMP parallel region).
+#pragma once
+
+#include <cmath>
+
+#include "blas.h"
+
+namespace scalevec {
+
+// Row-wise causal softmax of a (T, T) block in place: row i keeps columns 0..i, the rest become 0.
+template <class T>
+void causal_softmax_inplace(T* S, int Tn) {
+  for (int i = 0; i < Tn; i++) {
+    T* row = S + (size_t)i * Tn;
+    T mx = row[0];
+    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+    T sum = 0;
+    for (int j = 0; j <= i; j++) {
+      row[j] = std::exp(row[j] - mx);
+      sum += row[j];
+    }
+    const T inv = T(1) / sum;
+    for (int j = 0; j <= i; j++) row[j] *= inv;
+    for (int j = i + 1; j < Tn; j++) row[j] = 0;
+  }
+}
+
+// [snippet:attention_forward]
+template <class T>
+void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, int ld, int B, int Tn,
+                       int NH, int hs) {
+  const int C = NH * hs;
+  const T scale = T(1) / std::sqrt(T(hs));
+#pragma omp parallel for schedule(static)
+  for (int bh = 0; bh < B * NH; bh++) {
+    const int b = bh / NH, h = bh % NH;
+    const size_t off = (size_t)b * Tn * ld + (size_t)h * hs;  // head h of row (b, 0)
+    T* P = att + (size_t)bh * Tn * Tn;                          // (T, T)
+    gemm<T>(false, true, Tn, Tn, hs, scale, q + off, ld, k + off, ld, T(0), P, Tn);  // S = q kᵀ
+    causal_softmax_inplace(P, Tn);
+    T* o = out + (size_t)b * Tn * C + (size_t)h * hs;
+    gemm<T>(false, false, Tn, hs, Tn, T(1), P, Tn, v + off, ld, T(0), o, C);  // out = P v
+  }
+}
+// [end]
+
+// [snippet:attention_backward]
+// With out = P v:      dP = dout vᵀ,   dv += Pᵀ dout.
+// Softmax, row by row: P_ij = e^{S_ij} / Σ_l e^{S_il}, so dS_ij = P_ij (dP_ij - Σ_l P_il dP_il).
+// Masked entries have P_ij = 0 and get no gradient. With S = q kᵀ · scale:
+//                      dq += dS k · scale,   dk += dSᵀ q · scale.
+// datt: (B, NH, T, T) scratch for dP / dS.
+template <class T>
+void attention_backward(T* dq, T* dk, T* dv, T* datt, const T* dout, const T* att, const T* q,
+                        const T* k, const T* v, int ld, int B, int Tn, int NH, int hs) {
+  const int C = NH * hs;
+  const T scale = T(1) / std::sqrt(T(hs));
+#pragma omp parallel for schedule(static)
+  for (int bh = 0; bh < B * NH; bh++) {
+    const int b = bh / NH, h = bh % NH;
+    const size_t off = (size_t)b * Tn * ld + (size_t)h * hs;
+    const T* P = att + (size_t)bh * Tn * Tn;
+    T* dS = datt + (size_t)bh * Tn * Tn;
+    const T* dout_bh = dout + (size_t)b * Tn * C + (size_t)h * hs;
+    gemm<T>(false, true, Tn, Tn, hs, T(1), dout_bh, C, v + off, ld, T(0), dS, Tn);  // dP
+    gemm<T>(true, false, Tn, hs, Tn, T(1), P, Tn, dout_bh, C, T(1), dv + off, ld);  // dv
+    for (int i = 0; i < Tn; i++) {
+      const T* Pi = P + (size_t)i * Tn;
+      T* dSi = dS + (size_t)i * Tn;
+      T dot = 0;
+      for (int j = 0; j <= i; j++) dot += Pi[j] * dSi[j];
+      for (int j = 0; j <= i; j++) dSi[j] = Pi[j] * (dSi[j] - dot);
+      for (int j = i + 1; j < Tn; j++) dSi[j] = 0;
+    }
+    gemm<T>(false, false, Tn, hs, Tn, scale, dS, Tn, k + off, ld, T(1), dq + off, ld);  // dq
+    gemm<T>(true, false, Tn, hs, Tn, scale, dS, Tn, q + off, ld, T(1), dk + off, ld);   // dk
+  }
+}
+// [end]
+
+}  // namespace scalevec

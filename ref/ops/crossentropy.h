@@ -1,0 +1,49 @@
+// Softmax cross-entropy over the vocabulary, fused: the backward recomputes the softmax from the
+// logits, so no (N, V) probability buffer is kept.
+//     loss_n = logsumexp(logits_n) - logits_n[target_n]        mean over the N rows
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace scalevec {
+
+// [snippet:crossentropy]
+// logits: (N, V); targets: (N,); losses: (N,) per-row loss. Returns the mean, summed in row order.
+template <class T>
+T crossentropy_forward(T* losses, const T* logits, const int32_t* targets, int N, int V) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const T* l = logits + (size_t)n * V;
+    T mx = l[0];
+    for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+    T sum = 0;
+    for (int v = 0; v < V; v++) sum += std::exp(l[v] - mx);
+    losses[n] = std::log(sum) + mx - l[targets[n]];
+  }
+  T total = 0;
+  for (int n = 0; n < N; n++) total += losses[n];
+  return total / N;
+}
+
+// d(mean loss)/dlogits_n = (softmax(logits_n) - onehot(target_n)) / N, times the upstream dloss.
+template <class T>
+void crossentropy_backward(T* dlogits, const T* logits, const int32_t* targets, int N, int V,
+                           T dloss) {
+  const T s = dloss / N;
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++) {
+    const T* l = logits + (size_t)n * V;
+    T* d = dlogits + (size_t)n * V;
+    T mx = l[0];
+    for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+    T sum = 0;
+    for (int v = 0; v < V; v++) sum += std::exp(l[v] - mx);
+    const T inv = T(1) / sum;
+    for (int v = 0; v < V; v++) d[v] += s * std::exp(l[v] - mx) * inv;
+    d[targets[n]] -= s;
+  }
+}
+// [end]
+
+}  // namespace scalevec

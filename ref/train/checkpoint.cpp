@@ -1,0 +1,159 @@
+#include "checkpoint.h"
+
+#include "../common.h"
+#include "safetensors.h"
+
+namespace scalevec {
+
+using json = nlohmann::json;
+
+std::string model_path(const std::string& dir) { return dir + "/model.safetensors"; }
+std::string state_path(const std::string& dir) { return dir + "/state.safetensors"; }
+
+std::string config_differences(const json& have, const json& want) {
+  std::string out;
+  for (const auto& [k, v] : want.items()) {
+    const std::string h = have.contains(k) ? have.at(k).dump() : "(missing)";
+    if (h != v.dump()) out += fmt::format("{}{}: checkpoint {}, requested {}", out.empty() ? "" : "; ", k, h, v.dump());
+  }
+  return out;
+}
+
+// Format and version checks shared by both files.
+static void check_format(const StFile& f, const std::string& path, const std::string& kind) {
+  auto get = [&](const char* k) {
+    auto it = f.metadata.find(k);
+    return it == f.metadata.end() ? std::string() : it->second;
+  };
+  require(get("format") == "scalevec" && get("kind") == kind,
+          "'{}' is not a scalevec {} checkpoint (format '{}', kind '{}')", path, kind,
+          get("format"), get("kind"));
+  require(get("format_version") == std::to_string(kCheckpointVersion),
+          "'{}' has checkpoint format version '{}', but this build reads version {}", path,
+          get("format_version"), kCheckpointVersion);
+}
+
+static const std::string& meta(const StFile& f, const std::string& path, const std::string& key) {
+  auto it = f.metadata.find(key);
+  require(it != f.metadata.end(), "'{}' lacks the metadata entry '{}'", path, key);
+  return it->second;
+}
+
+template <class T>
+void save_model(const std::string& path, const Transformer<T>& model, int64_t step) {
+  StFile f;
+  f.metadata = {{"format", "scalevec"},
+                {"kind", "model"},
+                {"format_version", std::to_string(kCheckpointVersion)},
+                {"config", model.config().to_json().dump()},
+                {"step", std::to_string(step)}};
+  for (const auto& p : model.layout().params())
+    f.tensors.push_back(
+        {p.name, make_tensor(model.params.data() + p.offset,
+                             std::vector<int64_t>(p.shape.begin(), p.shape.end()))});
+  write_safetensors(path, f);
+}
+
+static ModelConfig config_of(const StFile& f, const std::string& path) {
+  json j;
+  try {
+    j = json::parse(meta(f, path, "config"));
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("'{}' has a corrupted config: {}", path, e.what()));
+  }
+  try {
+    return ModelConfig::from_json(j);
+  } catch (const Error& e) {
+    throw Error(fmt::format("'{}': {}", path, e.what()));
+  }
+}
+
+ModelConfig read_model_config(const std::string& path) {
+  StFile f = read_safetensors(path);
+  check_format(f, path, "model");
+  return config_of(f, path);
+}
+
+template <class T>
+int64_t load_model(const std::string& path, Transformer<T>& model) {
+  StFile f = read_safetensors(path);
+  check_format(f, path, "model");
+  const ModelConfig have = config_of(f, path);
+  const std::string diff = config_differences(have.to_json(), model.config().to_json());
+  require(diff.empty(), "checkpoint '{}' does not match the requested model: {}", path, diff);
+  for (const auto& p : model.layout().params()) {
+    const StTensor* t = f.find(p.name);
+    require(t != nullptr, "checkpoint '{}' lacks tensor '{}'", path, p.name);
+    require(t->shape == std::vector<int64_t>(p.shape.begin(), p.shape.end()),
+            "checkpoint '{}': tensor '{}' has the wrong shape", path, p.name);
+    tensor_to(*t, model.params.data() + p.offset, p.numel, fmt::format("'{}': {}", path, p.name));
+  }
+  require(f.tensors.size() == model.layout().params().size(),
+          "checkpoint '{}' has {} tensors, the model {}", path, f.tensors.size(),
+          model.layout().params().size());
+  try {
+    return std::stoll(meta(f, path, "step"));
+  } catch (const std::logic_error&) {
+    throw Error(fmt::format("'{}' has a bad step entry", path));
+  }
+}
+
+template <class T>
+void save_state(const std::string& path, const AdamW<T>& opt, const TrainState& s) {
+  StFile f;
+  f.metadata = {{"format", "scalevec"},
+                {"kind", "state"},
+                {"format_version", std::to_string(kCheckpointVersion)},
+                {"step", std::to_string(s.step)},
+                {"adam_t", std::to_string(opt.t)},
+                {"data_rng", std::to_string(s.data_rng)},
+                {"train_config", s.train.to_json().dump()}};
+  f.tensors.push_back({"adam.m", make_tensor(opt.m.data(), {(int64_t)opt.m.size()})});
+  f.tensors.push_back({"adam.v", make_tensor(opt.v.data(), {(int64_t)opt.v.size()})});
+  write_safetensors(path, f);
+}
+
+// Step, optimizer step count, data RNG and training config from a state file's metadata.
+static TrainState state_of(const StFile& f, const std::string& path, int64_t* adam_t) {
+  TrainState s;
+  try {
+    s.step = std::stoll(meta(f, path, "step"));
+    *adam_t = std::stoll(meta(f, path, "adam_t"));
+    s.data_rng = std::stoull(meta(f, path, "data_rng"));
+    s.train = TrainConfig::from_json(json::parse(meta(f, path, "train_config")));
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("'{}' has corrupted metadata: {}", path, e.what()));
+  } catch (const std::logic_error& e) {  // std::stoll and friends
+    throw Error(fmt::format("'{}' has corrupted metadata: {}", path, e.what()));
+  }
+  return s;
+}
+
+TrainConfig read_train_config(const std::string& path) {
+  StFile f = read_safetensors(path);
+  check_format(f, path, "state");
+  int64_t adam_t = 0;
+  return state_of(f, path, &adam_t).train;
+}
+
+template <class T>
+TrainState load_state(const std::string& path, AdamW<T>& opt) {
+  StFile f = read_safetensors(path);
+  check_format(f, path, "state");
+  TrainState s = state_of(f, path, &opt.t);
+  for (auto [name, dst] : {std::pair{"adam.m", &opt.m}, std::pair{"adam.v", &opt.v}}) {
+    const StTensor* t = f.find(name);
+    require(t != nullptr, "'{}' lacks tensor '{}'", path, name);
+    tensor_to(*t, dst->data(), dst->size(), fmt::format("'{}': {}", path, name));
+  }
+  return s;
+}
+
+template void save_model<float>(const std::string&, const Transformer<float>&, int64_t);
+template void save_model<double>(const std::string&, const Transformer<double>&, int64_t);
+template int64_t load_model<float>(const std::string&, Transformer<float>&);
+template int64_t load_model<double>(const std::string&, Transformer<double>&);
+template void save_state<float>(const std::string&, const AdamW<float>&, const TrainState&);
+template TrainState load_state<float>(const std::string&, AdamW<float>&);
+
+}  // namespace scalevec

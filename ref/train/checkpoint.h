@@ -1,0 +1,50 @@
+// Checkpoints: a run directory holds
+//   model.safetensors   every parameter tensor by its layout name (e.g. "layers.0.attn.wq"), and
+//                       metadata: format "scalevec", format_version, the model config as JSON, step
+//   state.safetensors   what an exact resume needs besides the weights: AdamW moments m and v (flat,
+//                       in layout order), and metadata: step, the optimizer's step count, the data
+//                       sampler's RNG state and the training config
+// Both files are written atomically (temporary file, then rename). Loading checks everything and
+// throws Error with the reason: missing or truncated file, corrupted header or data, another
+// format or version, a config that differs from the requested model, missing or extra tensors.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "../model/transformer.h"
+#include "config.h"
+#include "optim.h"
+
+namespace scalevec {
+
+inline constexpr int kCheckpointVersion = 1;
+
+std::string model_path(const std::string& dir);  // dir/model.safetensors
+std::string state_path(const std::string& dir);  // dir/state.safetensors
+
+template <class T>
+void save_model(const std::string& path, const Transformer<T>& model, int64_t step);
+// The model config stored in a checkpoint (validated).
+ModelConfig read_model_config(const std::string& path);
+// Loads weights into a model built with the same config; returns the checkpoint's step.
+template <class T>
+int64_t load_model(const std::string& path, Transformer<T>& model);
+
+struct TrainState {
+  int64_t step = 0;        // optimizer steps completed
+  uint64_t data_rng = 0;   // state of the training-batch sampler
+  TrainConfig train;
+};
+
+template <class T>
+void save_state(const std::string& path, const AdamW<T>& opt, const TrainState& s);
+template <class T>
+TrainState load_state(const std::string& path, AdamW<T>& opt);
+// The training config stored in a state file (validated).
+TrainConfig read_train_config(const std::string& path);
+
+// "d_model: checkpoint 128, requested 384; ..." or empty when equal.
+std::string config_differences(const nlohmann::json& have, const nlohmann::json& want);
+
+}  // namespace scalevec

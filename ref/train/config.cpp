@@ -1,0 +1,72 @@
+#include "config.h"
+
+#include "../common.h"
+
+namespace scalevec {
+
+TrainConfig train_preset(const std::string& name) {
+  TrainConfig t;
+  if (name == "tiny") {
+    t.batch = 16, t.steps = 1000, t.lr = 2e-3, t.warmup = 50;
+  } else if (name == "small") {
+    t.batch = 8, t.steps = 2000, t.lr = 1e-3, t.warmup = 100;
+  } else {
+    throw Error(fmt::format("unknown preset '{}'", name));
+  }
+  return t;
+}
+
+void TrainConfig::validate() const {
+  require(batch >= 1 && batch <= 4096, "batch = {} is out of range [1, 4096]", batch);
+  require(steps >= 1, "steps = {} must be >= 1", steps);
+  require(lr > 0 && lr < 10, "lr = {} is out of range (0, 10)", lr);
+  require(warmup >= 0 && warmup <= steps, "warmup = {} is out of range [0, steps = {}]", warmup, steps);
+  require(min_lr_frac >= 0 && min_lr_frac <= 1, "min_lr_frac = {} is out of range [0, 1]", min_lr_frac);
+  require(weight_decay >= 0 && weight_decay < 10, "weight_decay = {} is out of range [0, 10)", weight_decay);
+  (void)parse_wd_policy(wd_policy);
+  require(beta1 >= 0 && beta1 < 1, "beta1 = {} is out of range [0, 1)", beta1);
+  require(beta2 >= 0 && beta2 < 1, "beta2 = {} is out of range [0, 1)", beta2);
+  require(adam_eps > 0, "adam_eps = {} must be > 0", adam_eps);
+  require(grad_clip >= 0, "grad_clip = {} must be >= 0", grad_clip);
+  require(eval_every >= 0, "eval_every = {} must be >= 0", eval_every);
+  require(eval_batches >= 1, "eval_batches = {} must be >= 1", eval_batches);
+  require(ckpt_every >= 0, "ckpt_every = {} must be >= 0", ckpt_every);
+}
+
+AdamWConfig TrainConfig::adamw() const {
+  AdamWConfig a;
+  a.beta1 = beta1, a.beta2 = beta2, a.eps = adam_eps;
+  a.decay.weight_decay = weight_decay;
+  a.decay.scale_policy = parse_wd_policy(wd_policy);
+  a.decay.decay_embeddings = wd_embed;
+  return a;
+}
+
+nlohmann::json TrainConfig::to_json() const {
+  return {{"batch", batch},           {"steps", steps},
+          {"lr", lr},                 {"warmup", warmup},
+          {"min_lr_frac", min_lr_frac}, {"weight_decay", weight_decay},
+          {"wd_policy", wd_policy},   {"wd_embed", wd_embed},
+          {"beta1", beta1},           {"beta2", beta2},
+          {"adam_eps", adam_eps},     {"grad_clip", grad_clip},
+          {"seed", seed},             {"eval_every", eval_every},
+          {"eval_batches", eval_batches}, {"ckpt_every", ckpt_every}};
+}
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
+  TrainConfig t;
+  try {
+    t.batch = j.at("batch"), t.steps = j.at("steps"), t.lr = j.at("lr"), t.warmup = j.at("warmup");
+    t.min_lr_frac = j.at("min_lr_frac"), t.weight_decay = j.at("weight_decay");
+    t.wd_policy = j.at("wd_policy").get<std::string>(), t.wd_embed = j.at("wd_embed");
+    t.beta1 = j.at("beta1"), t.beta2 = j.at("beta2"), t.adam_eps = j.at("adam_eps");
+    t.grad_clip = j.at("grad_clip"), t.seed = j.at("seed"), t.eval_every = j.at("eval_every");
+    t.eval_batches = j.at("eval_batches"), t.ckpt_every = j.at("ckpt_every");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("bad training config: {}", e.what()));
+  }
+  t.validate();
+  return t;
+}
+
+}  // namespace scalevec

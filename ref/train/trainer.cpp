@@ -1,0 +1,159 @@
+#include "trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "../common.h"
+#include "../rng.h"
+#include "checkpoint.h"
+#include "schedule.h"
+
+namespace scalevec {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+template <class T>
+double evaluate(Transformer<T>& model, const std::vector<uint8_t>& split, int B, int batches) {
+  const int Tn = model.config().context;
+  const size_t windows = window_count(split, Tn);
+  Batch batch;
+  double total = 0;
+  size_t rows = 0;
+  for (size_t first = 0; first < windows && first < (size_t)B * batches; first += B) {
+    const int n = (int)std::min<size_t>(B, windows - first);
+    window_batch(batch, split, Tn, first, n);
+    total += double(model.forward(batch.inputs.data(), batch.targets.data(), n, Tn)) * n;
+    rows += n;
+  }
+  return total / double(rows);
+}
+template double evaluate<float>(Transformer<float>&, const std::vector<uint8_t>&, int, int);
+template double evaluate<double>(Transformer<double>&, const std::vector<uint8_t>&, int, int);
+
+static std::string format_duration(double s) {
+  if (s < 0 || s > 1e7) return "?";
+  const int t = int(s + 0.5);
+  return t >= 60 ? fmt::format("{}m{:02d}s", t / 60, t % 60) : fmt::format("{}s", t);
+}
+
+// Progress on stderr: an in-place line on a terminal, every ~5% of the run otherwise.
+class Progress {
+ public:
+  Progress(bool on, int total) : on_(on), tty_(isatty(2)), total_(total) {}
+  void step(const StepRecord& r, double tok_s, double eta) {
+    if (!on_) return;
+    const int every = std::max(1, total_ / 20);
+    if (!tty_ && r.step % every != 0 && r.step != total_) return;
+    fmt::print(stderr, "{}step {:>5}/{} | loss {:.4f} | lr {:.2e} | {:.1f}k tok/s | ETA {}{}",
+               tty_ ? "\r" : "", r.step, total_, r.loss, r.lr, tok_s / 1e3, format_duration(eta),
+               tty_ ? "   " : "\n");
+  }
+  void line(const std::string& s) {
+    if (on_) fmt::print(stderr, "{}{}\n", tty_ ? "\r" : "", s);
+  }
+
+ private:
+  bool on_, tty_;
+  int total_;
+};
+
+// Resuming: configs must agree, except that a run may be extended (more steps).
+static void check_resume(const TrainConfig& saved, const TrainConfig& want, const std::string& dir) {
+  json a = saved.to_json(), b = want.to_json();
+  a.erase("steps"), b.erase("steps");
+  const std::string diff = config_differences(a, b);
+  require(diff.empty(), "cannot resume '{}' with a different training config: {}", dir, diff);
+}
+
+TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextData& data,
+                  const TrainOptions& opts) {
+  mcfg.validate();
+  tcfg.validate();
+  const bool files = !opts.out_dir.empty();
+  require(!opts.resume || files, "resuming needs a run directory");
+  Transformer<float> model(mcfg, tcfg.batch);
+  AdamW<float> opt(model.layout(), tcfg.adamw());
+  Rng data_rng(derive_seed(tcfg.seed, 1));
+  int start = 0;
+  if (opts.resume) {
+    const int64_t mstep = load_model(model_path(opts.out_dir), model);
+    TrainState st = load_state(state_path(opts.out_dir), opt);
+    require(st.step == mstep, "'{}': state (step {}) and model (step {}) are from different saves",
+            opts.out_dir, st.step, mstep);
+    check_resume(st.train, tcfg, opts.out_dir);
+    require(st.step <= tcfg.steps, "'{}' is at step {}, past --steps {}", opts.out_dir, st.step, tcfg.steps);
+    start = (int)st.step;
+    data_rng.state = st.data_rng;
+  } else {
+    model.init(derive_seed(tcfg.seed, 0));
+    if (files) std::filesystem::create_directories(opts.out_dir);
+  }
+  std::ofstream metrics;
+  if (files) {
+    metrics.open(opts.out_dir + "/metrics.jsonl", opts.resume ? std::ios::app : std::ios::trunc);
+    require(metrics.good(), "cannot write '{}/metrics.jsonl'", opts.out_dir);
+  }
+  auto save = [&](int step) {
+    if (!files) return;
+    save_model(model_path(opts.out_dir), model, step);
+    save_state(state_path(opts.out_dir), opt, TrainState{step, data_rng.state, tcfg});
+  };
+
+  const Schedule sched{tcfg.lr, tcfg.warmup, tcfg.steps, tcfg.min_lr_frac};
+  const int B = tcfg.batch, Tn = mcfg.context;
+  Progress progress(opts.progress, tcfg.steps);
+  TrainResult res;
+  Batch batch;
+  const auto t0 = Clock::now();
+  auto val = [&](int step) {
+    const double v = evaluate(model, data.val, B, tcfg.eval_batches);
+    res.val.push_back({step, v});
+    progress.line(fmt::format("step {:>5}: val loss {:.4f}", step, v));
+    if (files) metrics << json{{"step", step}, {"val_loss", v}}.dump() << "\n" << std::flush;
+  };
+
+  int step = start;
+  while (step < tcfg.steps) {
+    if (opts.interrupt && opts.interrupt->load()) break;
+    // [snippet:train_step]
+    sample_batch(batch, data.train, B, Tn, data_rng);
+    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), B, Tn);
+    model.zero_grad();
+    model.backward();
+    const double norm = clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
+    const double lr = sched.at(step);
+    opt.step(model.params.data(), model.grads.data(), lr);
+    // [end]
+    step++;
+    const StepRecord rec{step, loss, lr, norm};
+    res.steps.push_back(rec);
+    const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double tok_s = double(step - start) * B * Tn / elapsed;
+    progress.step(rec, tok_s, elapsed / (step - start) * (tcfg.steps - step));
+    if (files)
+      metrics << json{{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
+                      {"tok_per_s", tok_s}}.dump() << "\n";
+    if (tcfg.eval_every > 0 && step % tcfg.eval_every == 0 && step < tcfg.steps) val(step);
+    if (tcfg.ckpt_every > 0 && step % tcfg.ckpt_every == 0) save(step);
+    if (opts.stop_at > 0 && step >= opts.stop_at) break;
+  }
+  res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  res.tokens_per_second = res.seconds > 0 ? double(step - start) * B * Tn / res.seconds : 0;
+  res.last_step = step;
+  res.finished = step >= tcfg.steps;
+  if (res.finished && (res.val.empty() || res.val.back().first != step)) val(step);
+  save(step);
+  if (res.finished && opts.sample.length > 0) {
+    Rng srng(derive_seed(tcfg.seed, 2));
+    res.sample = generate(model, opts.prompt, opts.sample, srng);
+    if (files) std::ofstream(opts.out_dir + "/sample.txt") << opts.prompt << res.sample;
+  }
+  return res;
+}
+
+}  // namespace scalevec

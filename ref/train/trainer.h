@@ -1,0 +1,52 @@
+// The training loop: sample a batch, forward, backward, clip, AdamW step with the scheduled
+// learning rate; evaluate, checkpoint, report progress; resume exactly where a run stopped.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "../model/config.h"
+#include "config.h"
+#include "data.h"
+#include "sample.h"
+
+namespace scalevec {
+
+struct TrainOptions {              // how to run, not what to train (not saved in checkpoints)
+  std::string out_dir;             // checkpoints, metrics.jsonl, sample.txt ("" = write nothing)
+  bool resume = false;             // continue from out_dir's checkpoint
+  int stop_at = 0;                 // > 0: stop after this step (checkpoint, exit as interrupted)
+  bool progress = true;            // live progress line on stderr
+  SampleOptions sample;            // text sample at the end (length 0 = none)
+  std::string prompt = "\n";
+  const std::atomic<bool>* interrupt = nullptr;  // set by a Ctrl-C handler: checkpoint and stop
+};
+
+struct StepRecord {
+  int step;  // 1-based: the number of optimizer steps completed
+  double loss, lr, grad_norm;
+};
+
+struct TrainResult {
+  std::vector<StepRecord> steps;   // the steps run in this invocation
+  std::vector<std::pair<int, double>> val;  // (step, validation loss)
+  int last_step = 0;               // steps completed in total
+  bool finished = false;           // all configured steps done
+  std::string sample;              // generated text (finished runs)
+  double seconds = 0, tokens_per_second = 0;
+};
+
+// Runs (or resumes) training. With opts.resume, the model and training configs must match the
+// checkpoint's (a differing field is an Error naming it), except `steps`, which may grow.
+TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextData& data,
+                  const TrainOptions& opts);
+
+// Mean loss over up to `batches` fixed validation batches of B windows each.
+template <class T>
+double evaluate(Transformer<T>& model, const std::vector<uint8_t>& split, int B, int batches);
+
+}  // namespace scalevec

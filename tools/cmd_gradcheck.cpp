@@ -1,0 +1,55 @@
+// scalevec gradcheck: finite differences in double precision on the chosen model config; prints
+// the worst relative error per parameter tensor and fails (exit 1) if any exceeds --rtol.
+#include "commands.h"
+#include "ref/check/model_gradcheck.h"
+#include "ref/common.h"
+
+namespace scalevec {
+
+Action add_gradcheck(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand(
+      "gradcheck", "Check every parameter gradient of a model against finite differences (double)");
+  struct Args {
+    std::string preset = "tiny";
+    ModelCheckOptions o;
+    int threads = 0;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--preset", a->preset, "base architecture: tiny or small")
+      ->check(CLI::IsMember({"tiny", "small"}))->capture_default_str();
+  auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
+  cmd->add_option("--batch", a->o.batch, "sequences in the check batch")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--seq", a->o.seq, "sequence length of the check batch")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--samples", a->o.samples, "entries checked per tensor (all if fewer)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--h", a->o.h, "finite-difference step (4-point stencil)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--rtol", a->o.rtol, "allowed relative error")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--atol", a->o.atol, "absolute floor: errors below it always pass")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", a->o.seed, "seed for init, batch and sampled entries")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(CLI::NonNegativeNumber);
+  return [=]() -> int {
+    set_num_threads(a->threads);
+    ModelConfig cfg = model_preset(a->preset);
+    mf->apply(cfg);
+    cfg.validate();
+    require(a->o.seq <= cfg.context, "--seq {} exceeds the context {}", a->o.seq, cfg.context);
+    Transformer<double> model(cfg, a->o.batch);
+    fmt::print("gradcheck: scale={} layers={} d_model={} heads={} d_ff={}, batch {}x{}, "
+               "h={:g}, pass if |a-b| <= rtol*max(|a|,|b|,atol/rtol) with rtol={:g} atol={:g}\n",
+               cfg.scale, cfg.n_layer, cfg.d_model, cfg.n_head, cfg.d_ff, a->o.batch, a->o.seq,
+               a->o.h, a->o.rtol, a->o.atol);
+    auto checks = gradcheck_model(model, a->o);
+    fmt::print("{:<32} {:>10} {:>8} {:>12} {:>12}  result\n", "tensor", "numel", "checked",
+               "max rel err", "max abs err");
+    ErrorStats all(a->o.rtol, a->o.atol);
+    for (const auto& t : checks) {
+      fmt::print("{:<32} {:>10} {:>8} {:>12.3e} {:>12.3e}  {}\n", t.name, t.numel, t.stats.count,
+                 t.stats.max_rel, t.stats.max_abs, t.stats.ok() ? "ok" : "FAIL");
+      all.merge(t.stats);
+    }
+    fmt::print("{} tensors, {} entries, max rel err {:.3e}: {}\n", checks.size(), all.count,
+               all.max_rel, all.ok() ? "PASS" : "FAIL");
+    return all.ok() ? 0 : 1;
+  };
+}
+
+}  // namespace scalevec

@@ -1,0 +1,98 @@
+// scalevec train: train a model on a text file (default: Debian's fortunes), with progress,
+// periodic validation, metrics as JSON lines, checkpoints, exact resume and a sample at the end.
+#include <csignal>
+#include <filesystem>
+
+#include "commands.h"
+#include "ref/common.h"
+#include "ref/train/checkpoint.h"
+#include "ref/train/safetensors.h"
+#include "ref/train/trainer.h"
+
+namespace scalevec {
+
+static std::atomic<bool> g_interrupt{false};
+
+extern "C" void on_sigint(int) {
+  g_interrupt.store(true);
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+
+Action add_train(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("train", "Train a model (default: tiny preset on fortunes)");
+  struct Args {
+    std::string preset = "tiny", data, out, prompt = "\n";
+    bool resume = false, force = false, quiet = false;
+    int threads = 0, stop_at = 0;
+    SampleOptions sample;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--preset", a->preset, "model and training preset: tiny or small")
+      ->check(CLI::IsMember({"tiny", "small"}))
+      ->capture_default_str();
+  auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
+  auto tf = std::make_shared<FlagSet<TrainConfig>>(train_flags(*cmd));
+  cmd->add_option("--data", a->data, "training text file (default: the fortunes corpus)");
+  cmd->add_option("--out", a->out, "run directory for checkpoints, metrics.jsonl, sample.txt "
+                                   "[default: runs/<preset>]");
+  cmd->add_flag("--resume", a->resume, "continue the run in --out from its checkpoint");
+  cmd->add_flag("--force", a->force, "start over even if --out already holds a checkpoint");
+  cmd->add_option("--stop-at", a->stop_at, "stop after this step with a checkpoint (resumable)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--quiet", a->quiet, "no progress line");
+  cmd->add_option("--sample-len", a->sample.length, "bytes of text to sample at the end (0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--temperature", a->sample.temperature, "sampling temperature")->capture_default_str();
+  cmd->add_option("--prompt", a->prompt, "text the sample starts from");
+
+  return [=]() -> int {
+    set_num_threads(a->threads);
+    const std::string out = a->out.empty() ? "runs/" + a->preset : a->out;
+    const bool has_ckpt = std::filesystem::exists(model_path(out));
+    ModelConfig mcfg = model_preset(a->preset);
+    TrainConfig tcfg = train_preset(a->preset);
+    if (a->resume) {
+      require(has_ckpt, "nothing to resume: '{}' does not exist", model_path(out));
+      // The checkpoint's configs are the base; flags given now override (and are checked).
+      mcfg = read_model_config(model_path(out));
+      tcfg = read_train_config(state_path(out));
+    } else {
+      require(!has_ckpt || a->force,
+              "'{}' already holds a checkpoint: pass --resume to continue it, --force to start "
+              "over, or another --out", out);
+    }
+    mf->apply(mcfg);
+    tf->apply(tcfg);
+    mcfg.validate();
+    tcfg.validate();
+    require(a->sample.temperature > 0, "--temperature {} must be > 0", a->sample.temperature);
+    require(a->sample.length >= 0, "--sample-len {} must be >= 0", a->sample.length);
+    const TextData data = load_data(a->data, mcfg.context);
+
+    TrainOptions opts;
+    opts.out_dir = out, opts.resume = a->resume, opts.stop_at = a->stop_at;
+    opts.progress = !a->quiet, opts.sample = a->sample, opts.prompt = a->prompt;
+    opts.interrupt = &g_interrupt;
+    std::signal(SIGINT, on_sigint);
+    const Transformer<float> probe_model(mcfg, 0);  // parameters only, to report the size
+    fmt::print(stderr, "scalevec train: {} parameters ({} scale), scale={}, wd-policy={}, data {}: {} "
+               "train / {} val bytes, {} threads, out {}\n",
+               probe_model.layout().total(), probe_model.layout().count_role(Role::Scale),
+               mcfg.scale, tcfg.wd_policy, data.source, data.train.size(), data.val.size(),
+               num_threads(), out);
+    TrainResult r = train(mcfg, tcfg, data, opts);
+    if (!r.finished) {
+      const bool interrupted = g_interrupt.load();
+      fmt::print(stderr, "\n{} at step {}; checkpoint saved in {}\nresume with: scalevec train --out {} --resume\n",
+                 interrupted ? "interrupted" : "stopped (--stop-at)", r.last_step, out, out);
+      return interrupted ? 130 : 0;
+    }
+    fmt::print(stderr, "done: {} steps in {:.1f}s ({:.0f} tok/s); final val loss {:.4f}\n", r.last_step,
+               r.seconds, r.tokens_per_second, r.val.back().second);
+    if (!r.sample.empty()) fmt::print("--- sample ---\n{}{}\n--------------\n", a->prompt, r.sample);
+    return 0;
+  };
+}
+
+}  // namespace scalevec

@@ -1,0 +1,36 @@
+// scalevec: the command line. `scalevec --help` lists the subcommands; each has its own --help.
+#include <cstdio>
+#include <map>
+
+#include "commands.h"
+#include "ref/common.h"
+
+int main(int argc, char** argv) {
+  using namespace scalevec;
+  CLI::App app{
+      "scalevec: a from-scratch transformer trainer about the scale vectors of normalization "
+      "layers (arXiv 2605.26895)."};
+  app.set_version_flag("--version", "scalevec 0.1.0");
+  app.require_subcommand(1);
+  std::map<std::string, Action> actions;
+  actions["train"] = add_train(app);
+  actions["sample"] = add_sample(app);
+  actions["gradcheck"] = add_gradcheck(app);
+  actions["inspect"] = add_inspect(app);
+  actions["bench"] = add_bench(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto* sub : app.get_subcommands()) return actions.at(sub->get_name())();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 3;
+  }
+  return 0;
+}
