@@ -18,14 +18,14 @@ Action add_gradcheck(CLI::App& app) {
   cmd->add_option("--preset", a->preset, "base architecture: tiny or small")
       ->check(CLI::IsMember({"tiny", "small"}))->capture_default_str();
   auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
-  cmd->add_option("--batch", a->o.batch, "sequences in the check batch")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--seq", a->o.seq, "sequence length of the check batch")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--samples", a->o.samples, "entries checked per tensor (all if fewer)")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--h", a->o.h, "finite-difference step (4-point stencil)")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--rtol", a->o.rtol, "allowed relative error")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--atol", a->o.atol, "absolute floor: errors below it always pass")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", a->o.batch, "sequences in the check batch")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--seq", a->o.seq, "sequence length of the check batch")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--samples", a->o.samples, "entries checked per tensor (all if fewer)")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--h", a->o.h, "finite-difference step (4-point stencil)")->capture_default_str()->check(positive());
+  cmd->add_option("--rtol", a->o.rtol, "allowed relative error")->capture_default_str()->check(positive());
+  cmd->add_option("--atol", a->o.atol, "absolute floor: errors below it always pass")->capture_default_str()->check(at_least(0));
   cmd->add_option("--seed", a->o.seed, "seed for init, batch and sampled entries")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
   return [=]() -> int {
     set_num_threads(a->threads);
     ModelConfig cfg = model_preset(a->preset);

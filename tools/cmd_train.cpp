@@ -21,7 +21,7 @@ extern "C" void on_sigint(int) {
 Action add_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train a model (default: tiny preset on fortunes)");
   struct Args {
-    std::string preset = "tiny", data, out, prompt = "\n";
+    std::string preset = "tiny", out, prompt = "\n";
     bool resume = false, force = false, quiet = false;
     int threads = 0, stop_at = 0;
     SampleOptions sample;
@@ -32,14 +32,13 @@ Action add_train(CLI::App& app) {
       ->capture_default_str();
   auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
   auto tf = std::make_shared<FlagSet<TrainConfig>>(train_flags(*cmd));
-  cmd->add_option("--data", a->data, "training text file (default: the fortunes corpus)");
   cmd->add_option("--out", a->out, "run directory for checkpoints, metrics.jsonl, sample.txt "
                                    "[default: runs/<preset>]");
   cmd->add_flag("--resume", a->resume, "continue the run in --out from its checkpoint");
   cmd->add_flag("--force", a->force, "start over even if --out already holds a checkpoint");
   cmd->add_option("--stop-at", a->stop_at, "stop after this step with a checkpoint (resumable)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(CLI::NonNegativeNumber);
+      ->check(at_least(1));
+  cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
   cmd->add_flag("--quiet", a->quiet, "no progress line");
   cmd->add_option("--sample-len", a->sample.length, "bytes of text to sample at the end (0 = none)")
       ->capture_default_str();
@@ -68,7 +67,7 @@ Action add_train(CLI::App& app) {
     tcfg.validate();
     require(a->sample.temperature > 0, "--temperature {} must be > 0", a->sample.temperature);
     require(a->sample.length >= 0, "--sample-len {} must be >= 0", a->sample.length);
-    const TextData data = load_data(a->data, mcfg.context);
+    const TextData data = load_data(tcfg.data, mcfg.context);
 
     TrainOptions opts;
     opts.out_dir = out, opts.resume = a->resume, opts.stop_at = a->stop_at;

@@ -21,6 +21,8 @@ FlagSet<ModelConfig> model_flags(CLI::App& app) {
 
 FlagSet<TrainConfig> train_flags(CLI::App& app) {
   FlagSet<TrainConfig> f({{"tiny", train_preset("tiny")}, {"small", train_preset("small")}});
+  f.add(app, "--data", &TrainConfig::data,
+        "training text file [default: the fortunes corpus; on --resume: the run's own data]", false);
   f.add(app, "--batch", &TrainConfig::batch, "sequences per step");
   f.add(app, "--steps", &TrainConfig::steps, "total optimizer steps");
   f.add(app, "--lr", &TrainConfig::lr, "peak learning rate (AdamW)");

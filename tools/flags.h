@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,36 @@
 
 namespace scalevec {
 
+// Numeric checks with one-line messages ("--steps: must be >= 1, got 0").
+inline CLI::Validator at_least(double lo) {
+  return CLI::Validator(
+      [lo](std::string& s) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(s, &used);
+          if (used != s.size()) return fmt::format("'{}' is not a number", s);
+        } catch (const std::exception&) {
+          return fmt::format("'{}' is not a number", s);
+        }
+        return v >= lo ? std::string() : fmt::format("must be >= {}, got {}", lo, s);
+      },
+      fmt::format(">= {}", lo));
+}
+inline CLI::Validator positive() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        try {
+          size_t used = 0;
+          const double v = std::stod(s, &used);
+          if (used == s.size() && v > 0) return "";
+        } catch (const std::exception&) {
+        }
+        return fmt::format("must be a number > 0, got '{}'", s);
+      },
+      "> 0");
+}
+
 template <class Cfg>
 class FlagSet {
  public:
@@ -22,13 +53,17 @@ class FlagSet {
       : presets_(std::move(show_defaults)) {}
 
   template <class V>
-  CLI::Option* add(CLI::App& app, const std::string& name, V Cfg::*field, const std::string& help) {
+  CLI::Option* add(CLI::App& app, const std::string& name, V Cfg::*field, const std::string& help,
+                   bool show_defaults = true) {
     auto value = std::make_shared<V>();
+    const std::string text = help + (show_defaults ? defaults(field) : "");
     CLI::Option* opt;
     if constexpr (std::is_same_v<V, bool>)
-      opt = app.add_flag(name, *value, help + defaults(field));
+      opt = app.add_flag(name, *value, text);
     else
-      opt = app.add_option(name, *value, help + defaults(field));
+      opt = app.add_option(name, *value, text);
+    if constexpr (std::is_unsigned_v<V> && !std::is_same_v<V, bool>)  // "-1" would wrap around
+      opt->check(at_least(0));
     setters_.push_back([=](Cfg& c) {
       if (opt->count() > 0) c.*field = *value;
     });

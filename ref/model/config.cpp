@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <cmath>
+
 #include "../common.h"
 
 namespace scalevec {
@@ -39,6 +41,7 @@ void ModelConfig::validate() const {
           head_size());
   in_range("d_ff", d_ff, 1, 65536);
   in_range("context", context, 2, 65536);
+  require(std::isfinite(norm_eps) && std::isfinite(rope_base), "norm_eps and rope_base must be finite");
   require(norm_eps > 0 && norm_eps < 1, "norm_eps = {} must be in (0, 1)", norm_eps);
   require(rope_base > 1, "rope_base = {} must be > 1", rope_base);
   (void)scale_param();  // throws on an unknown strategy

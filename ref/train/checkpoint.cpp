@@ -40,7 +40,7 @@ static const std::string& meta(const StFile& f, const std::string& path, const s
 }
 
 template <class T>
-void save_model(const std::string& path, const Transformer<T>& model, int64_t step) {
+std::string save_model(const std::string& path, const Transformer<T>& model, int64_t step) {
   StFile f;
   f.metadata = {{"format", "scalevec"},
                 {"kind", "model"},
@@ -51,7 +51,7 @@ void save_model(const std::string& path, const Transformer<T>& model, int64_t st
     f.tensors.push_back(
         {p.name, make_tensor(model.params.data() + p.offset,
                              std::vector<int64_t>(p.shape.begin(), p.shape.end()))});
-  write_safetensors(path, f);
+  return write_safetensors(path, f);
 }
 
 static ModelConfig config_of(const StFile& f, const std::string& path) {
@@ -75,9 +75,10 @@ ModelConfig read_model_config(const std::string& path) {
 }
 
 template <class T>
-int64_t load_model(const std::string& path, Transformer<T>& model) {
+int64_t load_model(const std::string& path, Transformer<T>& model, std::string* crc32) {
   StFile f = read_safetensors(path);
   check_format(f, path, "model");
+  if (crc32) *crc32 = meta(f, path, "data_crc32");
   const ModelConfig have = config_of(f, path);
   const std::string diff = config_differences(have.to_json(), model.config().to_json());
   require(diff.empty(), "checkpoint '{}' does not match the requested model: {}", path, diff);
@@ -107,6 +108,8 @@ void save_state(const std::string& path, const AdamW<T>& opt, const TrainState& 
                 {"step", std::to_string(s.step)},
                 {"adam_t", std::to_string(opt.t)},
                 {"data_rng", std::to_string(s.data_rng)},
+                {"model_crc32", s.model_crc32},
+                {"corpus_crc32", std::to_string(s.corpus_crc32)},
                 {"train_config", s.train.to_json().dump()}};
   f.tensors.push_back({"adam.m", make_tensor(opt.m.data(), {(int64_t)opt.m.size()})});
   f.tensors.push_back({"adam.v", make_tensor(opt.v.data(), {(int64_t)opt.v.size()})});
@@ -120,6 +123,8 @@ static TrainState state_of(const StFile& f, const std::string& path, int64_t* ad
     s.step = std::stoll(meta(f, path, "step"));
     *adam_t = std::stoll(meta(f, path, "adam_t"));
     s.data_rng = std::stoull(meta(f, path, "data_rng"));
+    s.model_crc32 = meta(f, path, "model_crc32");
+    s.corpus_crc32 = (uint32_t)std::stoull(meta(f, path, "corpus_crc32"));
     s.train = TrainConfig::from_json(json::parse(meta(f, path, "train_config")));
   } catch (const json::exception& e) {
     throw Error(fmt::format("'{}' has corrupted metadata: {}", path, e.what()));
@@ -149,10 +154,10 @@ TrainState load_state(const std::string& path, AdamW<T>& opt) {
   return s;
 }
 
-template void save_model<float>(const std::string&, const Transformer<float>&, int64_t);
-template void save_model<double>(const std::string&, const Transformer<double>&, int64_t);
-template int64_t load_model<float>(const std::string&, Transformer<float>&);
-template int64_t load_model<double>(const std::string&, Transformer<double>&);
+template std::string save_model<float>(const std::string&, const Transformer<float>&, int64_t);
+template std::string save_model<double>(const std::string&, const Transformer<double>&, int64_t);
+template int64_t load_model<float>(const std::string&, Transformer<float>&, std::string*);
+template int64_t load_model<double>(const std::string&, Transformer<double>&, std::string*);
 template void save_state<float>(const std::string&, const AdamW<float>&, const TrainState&);
 template TrainState load_state<float>(const std::string&, AdamW<float>&);
 

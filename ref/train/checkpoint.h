@@ -23,18 +23,22 @@ inline constexpr int kCheckpointVersion = 1;
 std::string model_path(const std::string& dir);  // dir/model.safetensors
 std::string state_path(const std::string& dir);  // dir/state.safetensors
 
+// Returns the checksum of the saved weights (the state file records it to prove the pairing).
 template <class T>
-void save_model(const std::string& path, const Transformer<T>& model, int64_t step);
+std::string save_model(const std::string& path, const Transformer<T>& model, int64_t step);
 // The model config stored in a checkpoint (validated).
 ModelConfig read_model_config(const std::string& path);
-// Loads weights into a model built with the same config; returns the checkpoint's step.
+// Loads weights into a model built with the same config; returns the checkpoint's step and, if
+// asked, the checksum of its weights.
 template <class T>
-int64_t load_model(const std::string& path, Transformer<T>& model);
+int64_t load_model(const std::string& path, Transformer<T>& model, std::string* crc32 = nullptr);
 
 struct TrainState {
   int64_t step = 0;        // optimizer steps completed
   uint64_t data_rng = 0;   // state of the training-batch sampler
   TrainConfig train;
+  std::string model_crc32;  // checksum of the weights saved with this state (pairs the files)
+  uint32_t corpus_crc32 = 0;  // checksum of the training text (a resume must use the same)
 };
 
 template <class T>

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <cmath>
+
 #include "../common.h"
 
 namespace scalevec {
@@ -17,10 +19,16 @@ TrainConfig train_preset(const std::string& name) {
 }
 
 void TrainConfig::validate() const {
+  for (auto [name, v] : {std::pair{"lr", lr}, {"min_lr_frac", min_lr_frac},
+                         {"weight_decay", weight_decay}, {"beta1", beta1}, {"beta2", beta2},
+                         {"adam_eps", adam_eps}, {"grad_clip", grad_clip}})
+    require(std::isfinite(v), "{} = {} must be a finite number", name, v);
   require(batch >= 1 && batch <= 4096, "batch = {} is out of range [1, 4096]", batch);
   require(steps >= 1, "steps = {} must be >= 1", steps);
   require(lr > 0 && lr < 10, "lr = {} is out of range (0, 10)", lr);
-  require(warmup >= 0 && warmup <= steps, "warmup = {} is out of range [0, steps = {}]", warmup, steps);
+  require(warmup >= 0, "warmup = {} must be >= 0", warmup);
+  require(warmup <= steps, "warmup = {} exceeds steps = {}: pass --warmup N with N <= {}", warmup,
+          steps, steps);
   require(min_lr_frac >= 0 && min_lr_frac <= 1, "min_lr_frac = {} is out of range [0, 1]", min_lr_frac);
   require(weight_decay >= 0 && weight_decay < 10, "weight_decay = {} is out of range [0, 10)", weight_decay);
   (void)parse_wd_policy(wd_policy);
@@ -43,7 +51,7 @@ AdamWConfig TrainConfig::adamw() const {
 }
 
 nlohmann::json TrainConfig::to_json() const {
-  return {{"batch", batch},           {"steps", steps},
+  return {{"data", data},             {"batch", batch},           {"steps", steps},
           {"lr", lr},                 {"warmup", warmup},
           {"min_lr_frac", min_lr_frac}, {"weight_decay", weight_decay},
           {"wd_policy", wd_policy},   {"wd_embed", wd_embed},
@@ -56,6 +64,7 @@ nlohmann::json TrainConfig::to_json() const {
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   TrainConfig t;
   try {
+    t.data = j.at("data").get<std::string>();
     t.batch = j.at("batch"), t.steps = j.at("steps"), t.lr = j.at("lr"), t.warmup = j.at("warmup");
     t.min_lr_frac = j.at("min_lr_frac"), t.weight_decay = j.at("weight_decay");
     t.wd_policy = j.at("wd_policy").get<std::string>(), t.wd_embed = j.at("wd_embed");

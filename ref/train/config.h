@@ -11,6 +11,7 @@
 namespace scalevec {
 
 struct TrainConfig {
+  std::string data;             // training text file ("" = the default fortunes corpus)
   int batch = 16;               // B sequences per step, each of the model's context length
   int steps = 1000;             // total optimizer steps
   double lr = 2e-3;             // peak learning rate

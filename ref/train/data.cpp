@@ -1,5 +1,7 @@
 #include "data.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +55,8 @@ TextData split_text(const std::string& text, int context, const std::string& sou
   const size_t chunk = 4096, every = 10, need = (size_t)context + 1;
   TextData d;
   d.source = source;
+  d.crc32 = (uint32_t)crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(text.data()),
+                            (uInt)text.size());
   const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
   if (text.size() >= chunk * every) {
     for (size_t i = 0, c = 0; i < text.size(); i += chunk, c++) {

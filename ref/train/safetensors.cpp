@@ -34,11 +34,12 @@ static uint32_t crc_of(const std::vector<std::pair<std::string, StTensor>>& tens
   return (uint32_t)crc;
 }
 
-void write_safetensors(const std::string& path, const StFile& f) {
+std::string write_safetensors(const std::string& path, const StFile& f) {
   json header = json::object();
   json meta = json::object();
   for (const auto& [k, v] : f.metadata) meta[k] = v;
-  meta["data_crc32"] = std::to_string(crc_of(f.tensors));
+  const std::string crc = std::to_string(crc_of(f.tensors));
+  meta["data_crc32"] = crc;
   header["__metadata__"] = meta;
   size_t offset = 0;
   for (const auto& [name, t] : f.tensors) {
@@ -64,6 +65,7 @@ void write_safetensors(const std::string& path, const StFile& f) {
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   require(!ec, "cannot rename '{}' to '{}': {}", tmp, path, ec.message());
+  return crc;
 }
 
 StFile read_safetensors(const std::string& path) {

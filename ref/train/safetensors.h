@@ -28,8 +28,9 @@ struct StFile {
 
 size_t dtype_size(const std::string& dtype);  // throws Error for unsupported dtypes
 
-// Writes atomically: to path + ".tmp", flushed, then renamed over path.
-void write_safetensors(const std::string& path, const StFile& f);
+// Writes atomically: to path + ".tmp", flushed, then renamed over path. Returns the data
+// checksum it stored as "data_crc32".
+std::string write_safetensors(const std::string& path, const StFile& f);
 // Reads and validates the whole file; every problem (missing, truncated, bad header, offsets out
 // of range, checksum mismatch) throws Error naming the file and what is wrong.
 StFile read_safetensors(const std::string& path);

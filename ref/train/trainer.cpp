@@ -62,10 +62,11 @@ class Progress {
   int total_;
 };
 
-// Resuming: configs must agree, except that a run may be extended (more steps).
+// Resuming: configs must agree, except that a run may be extended (more steps) and its data file
+// may have moved (the data's checksum is compared instead of its path).
 static void check_resume(const TrainConfig& saved, const TrainConfig& want, const std::string& dir) {
   json a = saved.to_json(), b = want.to_json();
-  a.erase("steps"), b.erase("steps");
+  for (const char* k : {"steps", "data"}) a.erase(k), b.erase(k);
   const std::string diff = config_differences(a, b);
   require(diff.empty(), "cannot resume '{}' with a different training config: {}", dir, diff);
 }
@@ -81,10 +82,15 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
   Rng data_rng(derive_seed(tcfg.seed, 1));
   int start = 0;
   if (opts.resume) {
-    const int64_t mstep = load_model(model_path(opts.out_dir), model);
+    std::string model_crc;
+    const int64_t mstep = load_model(model_path(opts.out_dir), model, &model_crc);
     TrainState st = load_state(state_path(opts.out_dir), opt);
-    require(st.step == mstep, "'{}': state (step {}) and model (step {}) are from different saves",
-            opts.out_dir, st.step, mstep);
+    require(st.step == mstep && st.model_crc32 == model_crc,
+            "'{}': state.safetensors (step {}) does not belong to model.safetensors (step {}): "
+            "they come from different saves", opts.out_dir, st.step, mstep);
+    require(st.corpus_crc32 == data.crc32,
+            "'{}' was trained on other data than {} (checksum {} vs {}): resume with the same data",
+            opts.out_dir, data.source, st.corpus_crc32, data.crc32);
     check_resume(st.train, tcfg, opts.out_dir);
     require(st.step <= tcfg.steps, "'{}' is at step {}, past --steps {}", opts.out_dir, st.step, tcfg.steps);
     start = (int)st.step;
@@ -100,8 +106,8 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
   }
   auto save = [&](int step) {
     if (!files) return;
-    save_model(model_path(opts.out_dir), model, step);
-    save_state(state_path(opts.out_dir), opt, TrainState{step, data_rng.state, tcfg});
+    const std::string crc = save_model(model_path(opts.out_dir), model, step);
+    save_state(state_path(opts.out_dir), opt, TrainState{step, data_rng.state, tcfg, crc, data.crc32});
   };
 
   const Schedule sched{tcfg.lr, tcfg.warmup, tcfg.steps, tcfg.min_lr_frac};
