@@ -71,8 +71,8 @@ TextData split_text(const std::string& text, int context, const std::string& sou
   }
   require(d.train.size() >= need && d.val.size() >= need,
           "data from {} is too short: {} bytes give {} training and {} validation bytes, but each "
-          "split needs at least context + 1 = {} (use at least {} bytes, or a shorter --context)",
-          source, text.size(), d.train.size(), d.val.size(), need, need * every + every);
+          "split needs at least context + 1 = {} (use a longer text or a shorter --context)",
+          source, text.size(), d.train.size(), d.val.size(), need);
   return d;
 }
 
@@ -93,6 +93,8 @@ static void fill_window(Batch& b, const std::vector<uint8_t>& data, int row, siz
 }
 
 void sample_batch(Batch& batch, const std::vector<uint8_t>& data, int B, int T, Rng& rng) {
+  require(data.size() > (size_t)T, "cannot sample windows of {} + 1 bytes from {} bytes", T,
+          data.size());
   batch.B = B, batch.T = T;
   batch.inputs.resize((size_t)B * T), batch.targets.resize((size_t)B * T);
   const size_t starts = data.size() - (size_t)T;  // valid starts: 0 .. size - T - 1

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -92,26 +93,28 @@ StFile read_safetensors(const std::string& path) {
   require(header.is_object(), "'{}' has a corrupted header (not a JSON object)", path);
   const uint64_t data_size = size - 8 - n;
   StFile f;
-  std::vector<std::pair<uint64_t, std::string>> order;  // tensors sorted by data offset
+  // Tensors sorted by (begin, end, name): an empty tensor [x, x] must come before the tensor
+  // that starts at x.
+  std::vector<std::tuple<uint64_t, uint64_t, std::string>> order;
   try {
     for (const auto& [name, v] : header.items()) {
       if (name == "__metadata__") {
         for (const auto& [k, mv] : v.items()) f.metadata[k] = mv.get<std::string>();
         continue;
       }
-      order.push_back({v.at("data_offsets").at(0).get<uint64_t>(), name});
+      order.push_back({v.at("data_offsets").at(0).get<uint64_t>(),
+                       v.at("data_offsets").at(1).get<uint64_t>(), name});
     }
     std::sort(order.begin(), order.end());
     std::vector<uint8_t> data(data_size);
     in.read(reinterpret_cast<char*>(data.data()), (std::streamsize)data_size);
     require(in.good() || data_size == 0, "'{}' could not be read completely", path);
     uint64_t expect = 0;
-    for (const auto& [begin, name] : order) {
+    for (const auto& [begin, end, name] : order) {
       const json& v = header.at(name);
       StTensor t;
       t.dtype = v.at("dtype").get<std::string>();
       t.shape = v.at("shape").get<std::vector<int64_t>>();
-      const uint64_t end = v.at("data_offsets").at(1).get<uint64_t>();
       uint64_t numel = 1;
       for (int64_t s : t.shape) {
         require(s >= 0, "'{}': tensor '{}' has a negative dimension", path, name);

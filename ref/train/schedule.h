@@ -16,7 +16,7 @@ struct Schedule {
   double at(int step) const {
     if (step < warmup) return lr * double(step + 1) / double(warmup);
     const int span = total - warmup;
-    if (span <= 1) return lr;
+    if (span <= 1) return lr * min_lr_frac;  // a single step after warmup is the last one
     const double progress = double(step - warmup) / double(span - 1);  // 0 .. 1
     const double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
     return lr * (min_lr_frac + (1.0 - min_lr_frac) * cosine);

@@ -1,0 +1,677 @@
+// Tests of the training pieces (ref/train): AdamW against PyTorch's formula and the weight-decay
+// policies, gradient clipping, the cosine schedule, the data split and batches, safetensors and
+// checkpoints (round trips and every corruption), and exact resume and determinism of train().
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "ref/common.h"
+#include "ref/model/transformer.h"
+#include "ref/rng.h"
+#include "ref/train/checkpoint.h"
+#include "ref/train/config.h"
+#include "ref/train/data.h"
+#include "ref/train/optim.h"
+#include "ref/train/safetensors.h"
+#include "ref/train/schedule.h"
+#include "ref/train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace scalevec {
+namespace {
+
+// Training runs thousands of small OpenMP regions; on a busy shared machine each can wait for a
+// descheduled thread, so the suite runs single-threaded (test_ops checks 1 vs 2 threads).
+class SingleThreaded : public ::testing::Environment {
+ public:
+  void SetUp() override { set_num_threads(1); }
+};
+[[maybe_unused]] ::testing::Environment* const kSingleThreaded =
+    ::testing::AddGlobalTestEnvironment(new SingleThreaded);
+
+// A fresh directory under the test temp dir, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = ::testing::TempDir() + "scalevec_test_XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs f, which must throw scalevec::Error whose message contains every one of `parts`.
+template <class F>
+void expect_error(F&& f, std::initializer_list<std::string> parts) {
+  try {
+    f();
+    ADD_FAILURE() << "no scalevec::Error thrown";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  }
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// Deterministic pseudo-English: words drawn by a seeded generator.
+std::string synthetic_text(size_t n, uint64_t seed) {
+  static const char* words[] = {"the", "scale", "vector", "of", "a", "norm", "folds", "into",
+                                "next", "linear", "map", "and", "weight", "decay", "helps", "it",
+                                "loss", "falls", "with", "every", "step", "gamma", "is", "one"};
+  Rng rng(seed);
+  std::string s;
+  while (s.size() < n) {
+    s += words[rng.below(std::size(words))];
+    s += rng.below(9) == 0 ? ".\n" : " ";
+  }
+  s.resize(n);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// AdamW and weight-decay groups.
+
+ParamInfo info(const std::string& name, std::vector<int> shape, Role role,
+               ScaleType type = ScaleType::Input) {
+  ParamInfo p;
+  p.name = name, p.shape = std::move(shape), p.role = role, p.scale_type = type;
+  return p;
+}
+
+// One tensor of each kind, including an Output-type scale made by hand (no module in the model
+// produces one yet).
+ParamLayout every_kind_layout() {
+  ParamLayout L;
+  L.add(info("emb", {4}, Role::Embedding));
+  L.add(info("w", {2, 3}, Role::Matrix));
+  L.add(info("g_in", {3}, Role::Scale, ScaleType::Input));
+  L.add(info("g_out", {2}, Role::Scale, ScaleType::Output));
+  L.add(info("head", {2, 2}, Role::Head));
+  return L;
+}
+
+// Which tensors decay, per policy: matrices and the head always, embeddings per flag, scales per
+// policy and type (iwd: Input-type only).
+TEST(DecayRule, PoliciesAcrossRoles) {
+  const ParamInfo emb = info("e", {1}, Role::Embedding), mat = info("m", {1}, Role::Matrix),
+                  head = info("h", {1}, Role::Head),
+                  in = info("gi", {1}, Role::Scale, ScaleType::Input),
+                  out = info("go", {1}, Role::Scale, ScaleType::Output);
+  struct Row {
+    WdPolicy policy;
+    bool embed;
+    bool emb, in, out;
+  };
+  const Row rows[] = {{WdPolicy::None, false, false, false, false},
+                      {WdPolicy::None, true, true, false, false},
+                      {WdPolicy::All, false, false, true, true},
+                      {WdPolicy::All, true, true, true, true},
+                      {WdPolicy::Iwd, false, false, true, false},
+                      {WdPolicy::Iwd, true, true, true, false}};
+  for (const Row& r : rows) {
+    DecayRule d;
+    d.scale_policy = r.policy, d.decay_embeddings = r.embed;
+    const std::string what = fmt::format("{} embed={}", wd_policy_name(r.policy), r.embed);
+    EXPECT_TRUE(d.decays(mat)) << what;
+    EXPECT_TRUE(d.decays(head)) << what;
+    EXPECT_EQ(d.decays(emb), r.emb) << what;
+    EXPECT_EQ(d.decays(in), r.in) << what;
+    EXPECT_EQ(d.decays(out), r.out) << what;
+  }
+  // The names parse back, and TrainConfig maps its fields onto the rule.
+  for (WdPolicy p : {WdPolicy::None, WdPolicy::All, WdPolicy::Iwd})
+    EXPECT_EQ(parse_wd_policy(wd_policy_name(p)), p);
+  expect_error([] { parse_wd_policy("input"); }, {"input", "none, all or iwd"});
+  TrainConfig t;
+  t.wd_policy = "iwd", t.wd_embed = true, t.weight_decay = 0.25;
+  const AdamWConfig a = t.adamw();
+  EXPECT_EQ(a.decay.scale_policy, WdPolicy::Iwd);
+  EXPECT_TRUE(a.decay.decay_embeddings);
+  EXPECT_EQ(a.decay.weight_decay, 0.25);
+}
+
+// AdamW equals PyTorch's torch.optim.AdamW, written out per element:
+//     p ← p·(1 − lr·wd)   where the tensor decays
+//     m ← β1 m + (1−β1) g,   v ← β2 v + (1−β2) g²
+//     p ← p − lr · m̂ / (sqrt(v̂) + eps),   m̂ = m/(1−β1ᵗ),  v̂ = v/(1−β2ᵗ)
+// for three steps with different learning rates, policy iwd (so emb and g_out do not decay).
+TEST(AdamW, MatchesPerElementFormula) {
+  const ParamLayout L = every_kind_layout();
+  AdamWConfig cfg;
+  cfg.beta1 = 0.9, cfg.beta2 = 0.95, cfg.eps = 1e-8;
+  cfg.decay.weight_decay = 0.1, cfg.decay.scale_policy = WdPolicy::Iwd;
+  cfg.decay.decay_embeddings = false;
+  AdamW<double> opt(L, cfg);
+  AdamW<float> optf(L, cfg);
+  Rng rng(1);
+  std::vector<double> p(L.total()), m(L.total(), 0), v(L.total(), 0);
+  for (auto& x : p) x = rng.normal();
+  std::vector<float> pf(p.begin(), p.end());
+  std::vector<double> p_ref = p;
+  std::vector<bool> decays(L.total());
+  for (const auto& q : L.params())
+    for (size_t i = 0; i < q.numel; i++) decays[q.offset + i] = cfg.decay.decays(q);
+  const double lrs[] = {1e-2, 5e-3, 2e-3};
+  for (int t = 1; t <= 3; t++) {
+    std::vector<double> g(L.total());
+    for (auto& x : g) x = rng.normal() * (t == 2 ? 1e-3 : 1.0);  // also small gradients
+    const double lr = lrs[t - 1];
+    for (size_t i = 0; i < p.size(); i++) {
+      if (decays[i]) p_ref[i] *= 1 - lr * cfg.decay.weight_decay;
+      m[i] = cfg.beta1 * m[i] + (1 - cfg.beta1) * g[i];
+      v[i] = cfg.beta2 * v[i] + (1 - cfg.beta2) * g[i] * g[i];
+      const double mhat = m[i] / (1 - std::pow(cfg.beta1, t)),
+                   vhat = v[i] / (1 - std::pow(cfg.beta2, t));
+      p_ref[i] -= lr * mhat / (std::sqrt(vhat) + cfg.eps);
+    }
+    opt.step(p.data(), g.data(), lr);
+    std::vector<float> gf(g.begin(), g.end());
+    optf.step(pf.data(), gf.data(), lr);
+    for (size_t i = 0; i < p.size(); i++) {
+      EXPECT_NEAR(p[i], p_ref[i], 1e-14 * (1 + std::abs(p_ref[i]))) << "step " << t << " entry " << i;
+      EXPECT_NEAR(opt.m[i], m[i], 1e-15 * (1 + std::abs(m[i])));
+      EXPECT_NEAR(opt.v[i], v[i], 1e-15 * (1 + std::abs(v[i])));
+      EXPECT_NEAR(pf[i], p_ref[i], 1e-6 * (1 + std::abs(p_ref[i]))) << "float, step " << t;
+    }
+  }
+  EXPECT_EQ(opt.t, 3);
+}
+
+// With a zero gradient the Adam update is 0, so one step isolates the decoupled decay: exactly
+// the tensors the rule selects shrink by (1 − lr·wd), the others are unchanged.
+TEST(AdamW, DecayIsAppliedPerTensorFromTheTags) {
+  const ParamLayout L = every_kind_layout();
+  for (WdPolicy policy : {WdPolicy::None, WdPolicy::All, WdPolicy::Iwd})
+    for (bool embed : {false, true}) {
+      AdamWConfig cfg;
+      cfg.decay.weight_decay = 0.5, cfg.decay.scale_policy = policy, cfg.decay.decay_embeddings = embed;
+      AdamW<double> opt(L, cfg);
+      std::vector<double> p(L.total(), 2.0), g(L.total(), 0.0);
+      opt.step(p.data(), g.data(), 0.1);
+      for (const auto& q : L.params())
+        for (size_t i = q.offset; i < q.offset + q.numel; i++)
+          EXPECT_EQ(p[i], cfg.decay.decays(q) ? 2.0 * (1 - 0.1 * 0.5) : 2.0)
+              << q.name << " policy " << wd_policy_name(policy) << " embed " << embed;
+    }
+}
+
+// clip_grad_norm: returns the norm before clipping; scales by max_norm/(norm + 1e-6) (PyTorch's
+// clip_grad_norm_) only when the norm exceeds max_norm > 0.
+TEST(ClipGradNorm, ScalesOnlyAboveTheLimit) {
+  std::vector<double> g = {3, 0, -4};
+  EXPECT_DOUBLE_EQ(clip_grad_norm(g.data(), g.size(), 1.0), 5.0);
+  const double s = 1.0 / (5.0 + 1e-6);
+  EXPECT_DOUBLE_EQ(g[0], 3 * s);
+  EXPECT_DOUBLE_EQ(g[2], -4 * s);
+  EXPECT_NEAR(std::hypot(g[0], g[2]), 1.0, 1e-6);
+  std::vector<float> f = {3, 0, -4};
+  EXPECT_DOUBLE_EQ(clip_grad_norm(f.data(), f.size(), 10.0), 5.0);  // below: untouched
+  EXPECT_EQ(f, (std::vector<float>{3, 0, -4}));
+  EXPECT_DOUBLE_EQ(clip_grad_norm(f.data(), f.size(), 0.0), 5.0);   // 0 = off
+  EXPECT_EQ(f, (std::vector<float>{3, 0, -4}));
+  std::vector<float> big(1000, 1e20f);  // summed in double: no float overflow
+  EXPECT_NEAR(clip_grad_norm(big.data(), big.size(), 1.0), 1e20 * std::sqrt(1000.0), 1e15);
+  EXPECT_NEAR(big[0], 1 / std::sqrt(1000.0), 1e-6);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Learning-rate schedule.
+
+// Linear warmup lr·(s+1)/warmup reaching lr at the last warmup step, then cosine from lr down to
+// exactly lr·min_lr_frac at the last step, monotone, half way at the midpoint.
+TEST(Schedule, WarmupThenCosineToMinimum) {
+  const Schedule s{1e-3, 10, 21, 0.1};  // 11 decay steps: progress 0, 0.1, ..., 1
+  for (int k = 0; k < 10; k++) EXPECT_DOUBLE_EQ(s.at(k), 1e-3 * (k + 1) / 10) << k;
+  EXPECT_DOUBLE_EQ(s.at(10), 1e-3);
+  EXPECT_NEAR(s.at(15), 1e-3 * (0.1 + 0.9 * 0.5), 1e-18);
+  EXPECT_NEAR(s.at(20), 1e-3 * 0.1, 1e-18);
+  for (int k = 11; k < 21; k++) EXPECT_LT(s.at(k), s.at(k - 1)) << k;
+  const Schedule long_run{2e-3, 50, 1000, 0.1};
+  double prev = long_run.at(0);
+  for (int k = 1; k < 1000; k++) {
+    const double lr = long_run.at(k);
+    if (k < 50) {
+      EXPECT_GT(lr, prev) << k;
+    } else {
+      EXPECT_LE(lr, prev) << k;
+      EXPECT_GE(lr, 2e-4 * (1 - 1e-12)) << k;
+    }
+    EXPECT_LE(lr, 2e-3);
+    prev = lr;
+  }
+  EXPECT_NEAR(long_run.at(999), 2e-4, 1e-18);
+  const Schedule no_warmup{1e-3, 0, 5, 0.0};
+  EXPECT_DOUBLE_EQ(no_warmup.at(0), 1e-3);
+  EXPECT_NEAR(no_warmup.at(4), 0.0, 1e-18);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data.
+
+// Texts of >= 10 chunks: chunk c (4 KiB) goes to validation iff c % 10 == 9; the order and the
+// bytes are kept; a last partial chunk goes where its index says.
+TEST(Data, EveryTenthChunkIsValidation) {
+  const size_t K = 4096;
+  const std::string text = synthetic_text(25 * K + 100, 1);  // chunks 0..25, the last partial
+  const TextData d = split_text(text, 64, "synthetic");
+  EXPECT_EQ(d.source, "synthetic");
+  std::string train, val;
+  for (size_t c = 0; c * K < text.size(); c++)
+    (c % 10 == 9 ? val : train) += text.substr(c * K, K);
+  EXPECT_EQ(d.val.size(), 2 * K);
+  EXPECT_EQ(std::string(d.val.begin(), d.val.end()), val);
+  EXPECT_EQ(std::string(d.train.begin(), d.train.end()), train);
+  EXPECT_EQ(d.train.size() + d.val.size(), text.size());
+  const TextData ten = split_text(synthetic_text(10 * K, 2), 64, "ten");  // exactly 10 chunks
+  EXPECT_EQ(ten.val.size(), K);
+  EXPECT_EQ(ten.train.size(), 9 * K);
+}
+
+// Shorter texts hold out their last 10%; too short ones throw, saying how long the text is and
+// how long each split must be.
+TEST(Data, ShortTextFallbackAndTooShortText) {
+  const std::string text = synthetic_text(1000, 3);
+  const TextData d = split_text(text, 16, "short");
+  EXPECT_EQ(std::string(d.train.begin(), d.train.end()), text.substr(0, 900));
+  EXPECT_EQ(std::string(d.val.begin(), d.val.end()), text.substr(900));
+  expect_error([] { split_text(synthetic_text(150, 4), 16, "tiny.txt"); },
+               {"tiny.txt", "too short", "150 bytes", "context + 1 = 17"});
+  // Long enough in total but one split too short: a context larger than a validation chunk.
+  expect_error([] { split_text(synthetic_text(10 * 4096, 5), 5000, "big"); }, {"too short"});
+}
+
+TEST(Data, FilesMissingEmptyAndRead) {
+  TempDir dir;
+  expect_error([&] { load_data(dir / "nope.txt", 16); }, {"nope.txt", "does not exist"});
+  write_bytes(dir / "empty.txt", "");
+  expect_error([&] { load_data(dir / "empty.txt", 16); }, {"empty.txt", "is empty"});
+  const std::string text = synthetic_text(5000, 6);
+  write_bytes(dir / "t.txt", text);
+  const TextData d = load_data(dir / "t.txt", 16);
+  EXPECT_EQ(d.source, dir / "t.txt");
+  EXPECT_EQ(d.train.size() + d.val.size(), text.size());
+}
+
+// The default corpus (Debian's fortunes) when installed: English text, split by chunks.
+TEST(Data, DefaultCorpus) {
+  bool any = false;
+  for (const auto& dir : default_corpus_dirs()) any |= fs::is_directory(dir);
+  if (!any) GTEST_SKIP() << "no fortunes corpus installed";
+  const TextData d = load_data("", 128);
+  EXPECT_NE(d.source.find("fortune"), std::string::npos) << d.source;
+  EXPECT_GT(d.train.size(), 1000000u);
+  EXPECT_NEAR(double(d.val.size()) / (d.train.size() + d.val.size()), 0.1, 0.01);
+}
+
+// sample_batch draws windows of the training split: each row is data[s .. s+T) and its targets
+// are the same window shifted by one, data[s+1 .. s+T]; every start 0 .. size−T−1 is reachable
+// (the last one uses the last byte as a target) and none beyond.
+TEST(Data, SampleBatchTargetsAreInputsShiftedByOne) {
+  std::vector<uint8_t> data(200);
+  for (size_t i = 0; i < data.size(); i++) data[i] = uint8_t(i);  // value = position
+  const int B = 16, T = 8;
+  Rng rng(7);
+  Batch b;
+  int lo = 1000, hi = -1;
+  for (int draw = 0; draw < 250; draw++) {
+    sample_batch(b, data, B, T, rng);
+    ASSERT_EQ(b.B, B);
+    ASSERT_EQ(b.inputs.size(), size_t(B * T));
+    for (int r = 0; r < B; r++) {
+      const int s = b.inputs[r * T];
+      lo = std::min(lo, s), hi = std::max(hi, s);
+      for (int t = 0; t < T; t++) {
+        ASSERT_EQ(b.inputs[r * T + t], s + t);
+        ASSERT_EQ(b.targets[r * T + t], s + t + 1);
+      }
+    }
+  }
+  EXPECT_EQ(lo, 0);
+  EXPECT_EQ(hi, 200 - T - 1);
+  // The generator's state is the data position: the same state gives the same batch.
+  Rng a(99), c(99);
+  Batch ba, bc;
+  sample_batch(ba, data, B, T, a);
+  sample_batch(bc, data, B, T, c);
+  EXPECT_EQ(ba.inputs, bc.inputs);
+  EXPECT_EQ(a.state, c.state);
+}
+
+// window_batch: fixed, non-overlapping windows w·T .. w·T+T−1 with shifted targets.
+TEST(Data, WindowBatch) {
+  std::vector<uint8_t> data(100);
+  for (size_t i = 0; i < data.size(); i++) data[i] = uint8_t(i);
+  const int T = 8;
+  EXPECT_EQ(window_count(data, T), 12u);  // the 12th window's last target is byte 96
+  Batch b;
+  window_batch(b, data, T, 3, 4);
+  ASSERT_EQ(b.B, 4);
+  for (int r = 0; r < 4; r++)
+    for (int t = 0; t < T; t++) {
+      EXPECT_EQ(b.inputs[r * T + t], (3 + r) * T + t);
+      EXPECT_EQ(b.targets[r * T + t], (3 + r) * T + t + 1);
+    }
+  window_batch(b, data, T, 11, 1);
+  EXPECT_EQ(b.targets.back(), 96);
+  expect_error([&] { window_batch(b, data, T, 10, 3); }, {"past the end"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// safetensors and checkpoints.
+
+TEST(Safetensors, RoundTripF32F64I32AndMetadata) {
+  TempDir dir;
+  const std::vector<float> a = {1.5f, -2.25f, 3e-20f, 7, 8, 9};
+  const std::vector<double> b = {1.0 / 3, -1e300, 2.5, 0.1};
+  const std::vector<int32_t> c = {-7, 0, 2147483647};
+  StFile f;
+  f.metadata = {{"note", "hello \"quoted\" ü"}, {"step", "12"}};
+  f.tensors.push_back({"layers.0.a", make_tensor(a.data(), {2, 3})});
+  f.tensors.push_back({"b", make_tensor(b.data(), {4})});
+  f.tensors.push_back({"c", make_tensor(c.data(), {3, 1})});
+  write_safetensors(dir / "x.safetensors", f);
+  EXPECT_FALSE(fs::exists(dir / "x.safetensors.tmp"));
+  const StFile g = read_safetensors(dir / "x.safetensors");
+  EXPECT_EQ(g.metadata.at("note"), f.metadata.at("note"));
+  EXPECT_EQ(g.metadata.at("step"), "12");
+  EXPECT_TRUE(g.metadata.count("data_crc32"));
+  ASSERT_EQ(g.tensors.size(), 3u);
+  for (const auto& [name, t] : f.tensors) {
+    const StTensor* u = g.find(name);
+    ASSERT_NE(u, nullptr) << name;
+    EXPECT_EQ(u->dtype, t.dtype);
+    EXPECT_EQ(u->shape, t.shape);
+    EXPECT_EQ(u->bytes, t.bytes);
+  }
+  EXPECT_EQ(g.find("layers.0.a")->dtype, "F32");
+  EXPECT_EQ(g.find("b")->dtype, "F64");
+  EXPECT_EQ(g.find("c")->dtype, "I32");
+  std::vector<double> a2(6), c2(3);
+  std::vector<float> b2(4);
+  tensor_to(*g.find("layers.0.a"), a2.data(), 6, "a");
+  tensor_to(*g.find("b"), b2.data(), 4, "b");
+  tensor_to(*g.find("c"), c2.data(), 3, "c");
+  for (int i = 0; i < 6; i++) EXPECT_EQ(a2[i], double(a[i]));
+  for (int i = 0; i < 4; i++) EXPECT_EQ(b2[i], float(b[i]));
+  for (int i = 0; i < 3; i++) EXPECT_EQ(c2[i], double(c[i]));
+  expect_error([&] { tensor_to(*g.find("b"), b2.data(), 5, "tensor b"); },
+               {"tensor b", "expected 5 values, found 4"});
+  // The file is plain safetensors: 8-byte little-endian header length, JSON, data.
+  const std::string raw = read_bytes(dir / "x.safetensors");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; i++) n |= uint64_t((unsigned char)raw[i]) << (8 * i);
+  EXPECT_EQ(n % 8, 0u);
+  EXPECT_EQ(raw.size(), 8 + n + 6 * 4 + 4 * 8 + 3 * 4);
+  EXPECT_EQ(raw[8], '{');
+}
+
+// The safetensors format allows empty tensors (shape with a 0). One that shares its offset with
+// the next tensor must be read back like any other.
+TEST(Safetensors, RoundTripWithEmptyTensor) {
+  TempDir dir;
+  const std::vector<float> a = {1, 2, 3}, b = {4, 5};
+  StFile f;
+  f.tensors.push_back({"a", make_tensor(a.data(), {3})});
+  f.tensors.push_back({"z_empty", make_tensor(a.data(), {0})});  // offsets [12, 12]
+  f.tensors.push_back({"b", make_tensor(b.data(), {2})});        // offsets [12, 20]
+  write_safetensors(dir / "e.safetensors", f);
+  StFile g;
+  ASSERT_NO_THROW(g = read_safetensors(dir / "e.safetensors"));
+  ASSERT_EQ(g.tensors.size(), 3u);
+  EXPECT_EQ(g.find("b")->bytes, f.tensors[2].second.bytes);
+  EXPECT_TRUE(g.find("z_empty")->bytes.empty());
+}
+
+// A micro model (float) and the config that goes with it.
+ModelConfig micro_config() {
+  ModelConfig c;
+  c.n_layer = 1, c.d_model = 8, c.n_head = 2, c.d_ff = 8, c.context = 4;
+  return c;
+}
+
+TEST(Checkpoint, ModelAndStateRoundTrip) {
+  TempDir dir;
+  Transformer<float> m(micro_config(), 0), back(micro_config(), 0);
+  m.init(3);
+  save_model(dir / "model.safetensors", m, 17);
+  EXPECT_EQ(load_model(dir / "model.safetensors", back), 17);
+  EXPECT_EQ(0, std::memcmp(m.params.data(), back.params.data(), m.params.size() * sizeof(float)));
+  EXPECT_EQ(read_model_config(dir / "model.safetensors"), micro_config());
+  // Tensors are stored by layout name and shape (readable by PyTorch tools).
+  const StFile f = read_safetensors(dir / "model.safetensors");
+  EXPECT_EQ(f.tensors.size(), m.layout().params().size());
+  EXPECT_EQ(f.find("layers.0.attn.wq")->shape, (std::vector<int64_t>{8, 8}));
+  EXPECT_EQ(f.metadata.at("format"), "scalevec");
+
+  AdamW<float> opt(m.layout(), AdamWConfig{}), opt2(m.layout(), AdamWConfig{});
+  Rng rng(4);
+  for (auto& x : opt.m) x = float(rng.normal());
+  for (auto& x : opt.v) x = float(rng.uniform());
+  opt.t = 17;
+  TrainState st;
+  st.step = 17, st.data_rng = 0xFEDCBA9876543210ull;  // above 2^63: must survive as text
+  st.train.lr = 3e-4, st.train.wd_policy = "iwd", st.train.seed = 0xFFFFFFFFFFFFull;
+  st.model_crc32 = "1234567", st.corpus_crc32 = 0xFFFFFFFFu;
+  save_state(dir / "state.safetensors", opt, st);
+  const TrainState st2 = load_state(dir / "state.safetensors", opt2);
+  EXPECT_EQ(st2.step, 17);
+  EXPECT_EQ(st2.data_rng, st.data_rng);
+  EXPECT_EQ(st2.model_crc32, st.model_crc32);
+  EXPECT_EQ(st2.corpus_crc32, st.corpus_crc32);
+  EXPECT_EQ(st2.train.to_json(), st.train.to_json());
+  EXPECT_EQ(opt2.t, 17);
+  EXPECT_EQ(opt2.m, opt.m);
+  EXPECT_EQ(opt2.v, opt.v);
+  EXPECT_EQ(read_train_config(dir / "state.safetensors").to_json(), st.train.to_json());
+}
+
+// Every damaged or foreign file is rejected with an Error saying what is wrong.
+TEST(Checkpoint, DamagedFilesThrowErrorsSayingWhatIsWrong) {
+  TempDir dir;
+  Transformer<float> m(micro_config(), 0);
+  m.init(5);
+  const std::string good = dir / "model.safetensors";
+  save_model(good, m, 3);
+  const std::string bytes = read_bytes(good);
+  auto damaged = [&](const std::string& name, const std::string& content) {
+    write_bytes(dir / name, content);
+    return dir / name;
+  };
+  auto load = [&](const std::string& path) {
+    return [&m, path] { load_model(path, m); };
+  };
+  expect_error(load(dir / "missing.safetensors"), {"missing.safetensors", "does not exist"});
+  expect_error(load(damaged("short.st", bytes.substr(0, 5))), {"truncated", "5 bytes"});
+  expect_error(load(damaged("trunc.st", bytes.substr(0, bytes.size() - 4))), {"trunc.st", "truncated"});
+  expect_error(load(damaged("trunc_header.st", bytes.substr(0, 40))), {"header length"});
+  std::string bad_header = bytes;
+  bad_header[8] = '#';  // the JSON's opening brace
+  expect_error(load(damaged("header.st", bad_header)), {"header.st", "corrupted header"});
+  std::string flipped = bytes;
+  flipped[bytes.size() - 3] ^= 0x10;  // one bit of one weight
+  expect_error(load(damaged("flipped.st", flipped)), {"flipped.st", "checksum"});
+  std::string trailing = bytes + "xxxx";
+  expect_error(load(damaged("trailing.st", trailing)), {"trailing bytes"});
+
+  // Valid safetensors, wrong metadata: version, kind, format.
+  auto rewrite = [&](const std::string& name, const std::string& key, const std::string& value) {
+    StFile f = read_safetensors(good);
+    f.metadata[key] = value;
+    f.metadata.erase("data_crc32");
+    write_safetensors(dir / name, f);
+    return dir / name;
+  };
+  expect_error(load(rewrite("v2.st", "format_version", "2")),
+               {"v2.st", "format version '2'", "reads version 1"});
+  expect_error(load(rewrite("kind.st", "kind", "state")),
+               {"not a scalevec model checkpoint", "kind 'state'"});
+  expect_error(load(rewrite("fmt.st", "format", "gguf")), {"not a scalevec", "format 'gguf'"});
+  expect_error(load(rewrite("cfg.st", "config", "{not json")), {"cfg.st", "corrupted config"});
+
+  // A state file where a model is expected, and the other way round.
+  AdamW<float> opt(m.layout(), AdamWConfig{});
+  save_state(dir / "state.safetensors", opt, TrainState{});
+  expect_error(load(dir / "state.safetensors"), {"not a scalevec model checkpoint", "kind 'state'"});
+  expect_error([&] { load_state(good, opt); }, {"not a scalevec state checkpoint", "kind 'model'"});
+}
+
+// Loading into a model of another architecture names the differing fields and both values.
+TEST(Checkpoint, LoadIntoDifferentConfigNamesTheField) {
+  TempDir dir;
+  Transformer<float> m(micro_config(), 0);
+  m.init(6);
+  save_model(dir / "model.safetensors", m, 1);
+  ModelConfig wider = micro_config();
+  wider.d_model = 16;
+  Transformer<float> w(wider, 0);
+  expect_error([&] { load_model(dir / "model.safetensors", w); },
+               {"does not match", "d_model: checkpoint 8, requested 16"});
+  ModelConfig none = micro_config();
+  none.scale = "none";
+  none.n_layer = 2;
+  Transformer<float> n(none, 0);
+  expect_error([&] { load_model(dir / "model.safetensors", n); },
+               {"n_layer: checkpoint 1, requested 2", "scale: checkpoint \"baseline\", requested \"none\""});
+}
+
+// ---------------------------------------------------------------------------------------------
+// train(): exact resume and determinism.
+
+struct TrainSetup {
+  ModelConfig model;
+  TrainConfig train;
+  TextData data;
+  TrainSetup() {
+    model.n_layer = 1, model.d_model = 16, model.n_head = 2, model.d_ff = 32, model.context = 16;
+    train.batch = 4, train.steps = 12, train.lr = 3e-3, train.warmup = 2, train.seed = 42;
+    train.eval_every = 5, train.eval_batches = 2, train.wd_policy = "iwd";
+    data = split_text(synthetic_text(200 * 1024, 8), model.context, "synthetic");
+  }
+  TrainResult run(const std::string& out, int stop_at = 0, bool resume = false) const {
+    TrainOptions o;
+    o.out_dir = out, o.stop_at = stop_at, o.resume = resume, o.progress = false;
+    o.sample.length = 0;
+    return scalevec::train(model, train, data, o);
+  }
+};
+
+std::vector<float> final_params(const ModelConfig& cfg, const std::string& dir) {
+  Transformer<float> m(cfg, 0);
+  load_model(model_path(dir), m);
+  return m.params;
+}
+
+// N steps, checkpoint, resume to N + M: every step's loss, learning rate and gradient norm, the
+// validation losses, the final weights and the optimizer state equal those of an uninterrupted
+// run bit for bit.
+TEST(Train, ResumeEqualsUninterruptedRun) {
+  TempDir dir;
+  const TrainSetup s;
+  const TrainResult full = s.run(dir / "full");
+  ASSERT_TRUE(full.finished);
+  ASSERT_EQ(full.steps.size(), 12u);
+  const TrainResult first = s.run(dir / "split", 7);
+  EXPECT_FALSE(first.finished);
+  EXPECT_EQ(first.last_step, 7);
+  ASSERT_EQ(first.steps.size(), 7u);
+  const TrainResult second = s.run(dir / "split", 0, true);
+  EXPECT_TRUE(second.finished);
+  EXPECT_EQ(second.last_step, 12);
+  ASSERT_EQ(second.steps.size(), 5u);
+  std::vector<StepRecord> joined = first.steps;
+  joined.insert(joined.end(), second.steps.begin(), second.steps.end());
+  for (size_t i = 0; i < joined.size(); i++) {
+    EXPECT_EQ(joined[i].step, full.steps[i].step);
+    EXPECT_EQ(joined[i].loss, full.steps[i].loss) << "step " << i + 1;
+    EXPECT_EQ(joined[i].lr, full.steps[i].lr) << "step " << i + 1;
+    EXPECT_EQ(joined[i].grad_norm, full.steps[i].grad_norm) << "step " << i + 1;
+  }
+  ASSERT_FALSE(full.val.empty());
+  ASSERT_FALSE(second.val.empty());
+  EXPECT_EQ(second.val.back(), full.val.back());  // (12, final validation loss)
+  EXPECT_EQ(final_params(s.model, dir / "full"), final_params(s.model, dir / "split"));
+  Transformer<float> m(s.model, 0);
+  AdamW<float> a(m.layout(), s.train.adamw()), b(m.layout(), s.train.adamw());
+  const TrainState sa = load_state(state_path(dir / "full"), a);
+  const TrainState sb = load_state(state_path(dir / "split"), b);
+  EXPECT_EQ(sa.step, 12);
+  EXPECT_EQ(sa.data_rng, sb.data_rng);
+  EXPECT_EQ(a.t, b.t);
+  EXPECT_EQ(a.m, b.m);
+  EXPECT_EQ(a.v, b.v);
+  // The training went somewhere: loss falls from ≈ ln 256.
+  EXPECT_NEAR(full.steps.front().loss, std::log(256.0), 0.1);
+  EXPECT_LT(full.steps.back().loss, full.steps.front().loss - 0.2);
+  // The metrics log of the resumed run holds every step once.
+  std::ifstream metrics(dir / "split" + "/metrics.jsonl");
+  int loss_lines = 0;
+  for (std::string line; std::getline(metrics, line);) loss_lines += line.find("\"loss\"") != std::string::npos;
+  EXPECT_EQ(loss_lines, 12);
+}
+
+// Resuming with another training config names the field; other training text, or a state file
+// from another save, is refused; a finished run cannot be resumed with fewer steps than it has
+// done.
+TEST(Train, ResumeRejectsADifferentConfig) {
+  TempDir dir;
+  TrainSetup s;
+  s.train.steps = 4, s.train.eval_every = 0;
+  s.run(dir / "run", 2);
+  TrainSetup other = s;
+  other.train.lr = 1e-3;
+  expect_error([&] { other.run(dir / "run", 0, true); }, {"different training config", "lr"});
+  TrainSetup text = s;
+  text.data = split_text(synthetic_text(200 * 1024, 9), s.model.context, "other text");
+  expect_error([&] { text.run(dir / "run", 0, true); }, {"other data", "other text"});
+  s.run(dir / "run1", 1);  // a state file of another save (step 1) next to the step-2 model
+  fs::create_directories(dir / "mixed");
+  fs::copy_file(state_path(dir / "run1"), state_path(dir / "mixed"));
+  fs::copy_file(model_path(dir / "run"), model_path(dir / "mixed"));
+  expect_error([&] { s.run(dir / "mixed", 0, true); }, {"different saves"});
+  TrainSetup shorter = s;
+  s.run(dir / "run", 0, true);
+  shorter.train.steps = 3, shorter.train.warmup = 2;
+  expect_error([&] { shorter.run(dir / "run", 0, true); }, {"step 4", "past --steps 3"});
+}
+
+// Same seed: bit-identical losses across two runs (here without any files); another seed gives
+// other losses (so the comparison can fail).
+TEST(Train, SameSeedSameLosses) {
+  TrainSetup s;
+  s.train.steps = 6, s.train.eval_every = 0;
+  const TrainResult a = s.run(""), b = s.run("");
+  ASSERT_EQ(a.steps.size(), 6u);
+  ASSERT_EQ(b.steps.size(), 6u);
+  for (size_t i = 0; i < a.steps.size(); i++) EXPECT_EQ(a.steps[i].loss, b.steps[i].loss) << i;
+  s.train.seed = 43;
+  const TrainResult c = s.run("");
+  EXPECT_NE(c.steps[0].loss, a.steps[0].loss);
+}
+
+}  // namespace
+}  // namespace scalevec
