@@ -1,7 +1,418 @@
+// scalevec bench: training throughput of the CPU reference on the tiny and small presets, side by
+// side with the same model written in PyTorch (tools/torch_ref.py), on the same weights, the same
+// batch and the same number of threads. One invocation measures both and prints the ratio.
+//
+// What a step is, on both sides: forward on a fixed batch, zero the gradients, backward, clip the
+// global gradient norm, one AdamW update (the body of the loop in ref/train/trainer.cpp, minus
+// drawing a new batch). The step time is the median over --steps steps after --warmup untimed
+// ones. Model FLOP/s = Transformer::flops_per_token(T) * tokens/s (6 FLOPs per matrix weight per
+// token for forward + backward, plus attention's 12·L·T·C), the same count for both sides.
+//
+// The PyTorch side also reports the loss of the initial weights on the batch, which must equal
+// ours to float32 round-off: the two programs are then known to compute the same model.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
 #include "commands.h"
+#include "ref/common.h"
+#include "ref/rng.h"
+#include "ref/train/checkpoint.h"
+#include "ref/train/data.h"
+#include "ref/train/optim.h"
+#include "ref/train/safetensors.h"
+
 namespace scalevec {
-Action add_bench(CLI::App& app) {
-  app.add_subcommand("bench", "Benchmark (being written)");
-  return [] { return 1; };
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct BenchArgs {
+  std::string presets = "tiny,small";
+  int threads = 0, steps = 5, warmup = 2, rounds = 3;
+  bool no_torch = false;
+  std::string python = SCALEVEC_PYTHON;
+  std::string json_out;
+  std::string keep_dir;  // "" = temporary directories, removed at the end
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
+
+// One side's measurement: the timed steps of every round, then their summary.
+struct Timing {
+  double loss0 = 0;                   // loss of the initial weights on the batch
+  std::vector<double> times;          // every timed step in seconds, rounds in order
+  std::vector<double> round_medians;  // median step time of each round
+  double step_s = 0, min_s = 0, max_s = 0;  // median, fastest and slowest timed step
+  double tokens_per_s = 0, flops_per_s = 0;
+
+  void add_round(const std::vector<double>& t) {
+    times.insert(times.end(), t.begin(), t.end());
+    round_medians.push_back(median(t));
+  }
+  void summarize(double tokens_per_step, double flops_per_token) {
+    step_s = median(times);
+    min_s = *std::min_element(times.begin(), times.end());
+    max_s = *std::max_element(times.begin(), times.end());
+    tokens_per_s = tokens_per_step / step_s;
+    flops_per_s = flops_per_token * tokens_per_s;
+  }
+  json to_json() const {
+    return {{"loss", loss0},           {"step_s", step_s},
+            {"step_s_min", min_s},     {"step_s_max", max_s},
+            {"round_step_s", round_medians},
+            {"tokens_per_s", tokens_per_s}, {"flops_per_s", flops_per_s}};
+  }
+};
+
+std::string shell_quote(const std::string& s) {  // '...' with ' written as '\''
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs a /bin/sh command; returns its stdout and sets *status to its exit status (-1 if it did
+// not exit normally). stderr is not captured: the child's progress lines reach the terminal.
+std::string capture(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  require(p != nullptr, "cannot run '{}'", cmd);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+// The environment PyTorch runs in: the OpenMP build of OpenBLAS first on the library path (it
+// shares libgomp's pool with torch's own OpenMP loops, like ours does) and our thread count.
+std::string python_env(int threads) {
+  return fmt::format("LD_LIBRARY_PATH={}\"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\" OMP_NUM_THREADS={} ",
+                     shell_quote(SCALEVEC_OPENBLAS_LIBDIR), threads);
+}
+
+std::string torch_script() { return std::string(SCALEVEC_SOURCE_DIR) + "/tools/torch_ref.py"; }
+
+// Fails early, in one line, when the PyTorch side cannot run. Returns torch's version.
+std::string check_torch(const std::string& python, int threads) {
+  require(fs::exists(torch_script()), "PyTorch reference '{}' not found (pass --no-torch to "
+          "benchmark scalevec alone)", torch_script());
+  int status = 0;
+  std::string v = capture(python_env(threads) + shell_quote(python) +
+                              " -c 'import torch; print(torch.__version__)' 2>/dev/null", &status);
+  v.erase(std::remove(v.begin(), v.end(), '\n'), v.end());
+  require(status == 0 && !v.empty(),
+          "'{}' cannot import torch (install Debian's python3-torch and use /usr/bin/python3 via "
+          "--python, or pass --no-torch to benchmark scalevec alone)", python);
+  return v;
+}
+
+std::vector<std::string> split_presets(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  require(!out.empty(), "--presets '{}' names no preset (expected a list like tiny,small)", s);
+  for (const auto& p : out)
+    require(p == "tiny" || p == "small", "unknown preset '{}' in --presets (expected tiny, small)", p);
+  return out;
+}
+
+// A fixed batch: B random windows of the default corpus (as training sees), or random bytes if
+// the corpus is not installed (the timing does not depend on the token values).
+Batch bench_batch(int B, int Tn, uint64_t seed, std::string* source) {
+  Batch batch;
+  Rng rng(derive_seed(seed, 1));
+  try {
+    const TextData data = load_data("", Tn);
+    sample_batch(batch, data.train, B, Tn, rng);
+    *source = data.source;
+  } catch (const Error& e) {
+    batch.B = B, batch.T = Tn;
+    batch.inputs.resize((size_t)B * Tn), batch.targets.resize((size_t)B * Tn);
+    for (auto& t : batch.inputs) t = (int32_t)rng.below(256);
+    for (auto& t : batch.targets) t = (int32_t)rng.below(256);
+    *source = "random bytes (" + std::string(e.what()) + ")";
+  }
+  return batch;
+}
+
+class Progress {
+ public:
+  void show(const std::string& s) {
+    if (tty_) fmt::print(stderr, "\r{:<78}", s);
+    else fmt::print(stderr, "{}\n", s);
+  }
+  void done() {
+    if (tty_) fmt::print(stderr, "\n");
+  }
+
+ private:
+  bool tty_ = isatty(2);
+};
+
+// Our training step, timed: the loop body of ref/train/trainer.cpp on a fixed batch. The learning
+// rate is the preset's peak rate throughout (the schedule costs nothing and changes no timing).
+// Returns the times of the timed steps.
+std::vector<double> time_ours(Transformer<float>& model, AdamW<float>& opt, const TrainConfig& tcfg,
+                              const Batch& batch, const BenchArgs& a, const std::string& what) {
+  const int B = batch.B, Tn = batch.T;
+  Progress progress;
+  std::vector<double> times;
+  for (int i = 0; i < a.warmup + a.steps; i++) {
+    const auto t0 = Clock::now();
+    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), B, Tn);
+    model.zero_grad();
+    model.backward();
+    clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
+    opt.step(model.params.data(), model.grads.data(), tcfg.lr);
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (i >= a.warmup) times.push_back(dt);
+    progress.show(fmt::format("[bench] {}: scalevec {} {}/{}: {:.1f} ms, loss {:.4f}", what,
+                              i < a.warmup ? "warmup" : "step", i + 1, a.warmup + a.steps,
+                              dt * 1e3, loss));
+  }
+  progress.done();
+  return times;
+}
+
+// The same steps in PyTorch: torch_ref.py bench on the checkpoint and batch in `dir`, a fresh
+// process each round, starting from the initial weights. Returns its initial loss and step times.
+std::pair<double, std::vector<double>> time_torch(const std::string& dir, const TrainConfig& tcfg,
+                                                  const BenchArgs& a, int threads) {
+  const std::string cmd = fmt::format(
+      "{}{} {} bench --dir {} --steps {} --warmup {} --threads {} --lr {:.17g} --beta1 {:.17g} "
+      "--beta2 {:.17g} --eps {:.17g} --weight-decay {:.17g} --wd-policy {} --grad-clip {:.17g}{}",
+      python_env(threads), shell_quote(a.python), shell_quote(torch_script()), shell_quote(dir),
+      a.steps, a.warmup, threads, tcfg.lr, tcfg.beta1, tcfg.beta2, tcfg.adam_eps,
+      tcfg.weight_decay, tcfg.wd_policy, tcfg.grad_clip, tcfg.wd_embed ? " --decay-embeddings" : "");
+  int status = 0;
+  const std::string out = capture(cmd, &status);
+  require(status == 0, "the PyTorch benchmark failed (exit {}): {}", status, cmd);
+  // The result is the last line of stdout, one JSON object.
+  const size_t start = out.rfind('{');
+  require(start != std::string::npos, "no JSON result from the PyTorch benchmark: '{}'", out);
+  json j;
+  try {
+    j = json::parse(out.substr(start));
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("bad JSON from the PyTorch benchmark ({}): '{}'", e.what(), out));
+  }
+  try {
+    return {j.at("loss").get<double>(), j.at("step_times").get<std::vector<double>>()};
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("unexpected JSON from the PyTorch benchmark ({}): '{}'", e.what(), out));
+  }
+}
+
+// Where a preset's checkpoint and batch go: a fresh temporary directory (removed on exit), or
+// --keep DIR/<preset> so that `torch_ref.py` can be rerun on them by hand (e.g. under a profiler).
+struct WorkDir {
+  std::string path;
+  bool temporary = true;
+  explicit WorkDir(const std::string& keep) {
+    if (!keep.empty()) {
+      path = keep, temporary = false;
+      fs::create_directories(path);
+      return;
+    }
+    std::string tmpl = (fs::temp_directory_path() / "scalevec-bench-XXXXXX").string();
+    require(mkdtemp(tmpl.data()) != nullptr, "cannot create a temporary directory in {}",
+            fs::temp_directory_path().string());
+    path = tmpl;
+  }
+  ~WorkDir() {
+    std::error_code ec;
+    if (temporary) fs::remove_all(path, ec);
+  }
+  WorkDir(const WorkDir&) = delete;
+  WorkDir& operator=(const WorkDir&) = delete;
+};
+
+// Loss parity at the initial weights: float32 on both sides, so the tolerance is a multiple of
+// float32's unit roundoff (the same rule as `torch_ref.py check`).
+double loss_tolerance(double loss) { return 256.0 * 0x1.0p-24 * std::max(1.0, std::fabs(loss)); }
+
+struct PresetResult {
+  std::string preset, batch_source;
+  int B = 0, Tn = 0;
+  size_t params = 0;
+  double flops_per_token = 0;
+  Timing ours, torch;
+  bool has_torch = false;
+};
+
+PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threads) {
+  const ModelConfig mcfg = model_preset(name);
+  const TrainConfig tcfg = train_preset(name);
+  PresetResult r;
+  r.preset = name, r.B = tcfg.batch, r.Tn = mcfg.context;
+  Transformer<float> model(mcfg, r.B);
+  model.init(derive_seed(tcfg.seed, 0));  // the trainer's initialization
+  r.params = model.layout().total();
+  r.flops_per_token = model.flops_per_token(r.Tn);
+  const Batch batch = bench_batch(r.B, r.Tn, tcfg.seed, &r.batch_source);
+  fmt::print(stderr, "[bench] {}: {} parameters, batch {}x{} from {}\n", name, r.params, r.B,
+             r.Tn, r.batch_source);
+  const double loss0 = model.forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
+
+  // Save the initial weights and the batch before our steps change the weights.
+  WorkDir dir(a.keep_dir.empty() ? "" : a.keep_dir + "/" + name);
+  if (!a.no_torch || !a.keep_dir.empty()) {
+    save_model(model_path(dir.path), model, 0);
+    StFile f;
+    f.tensors.push_back({"inputs", make_tensor(batch.inputs.data(), {r.B, r.Tn})});
+    f.tensors.push_back({"targets", make_tensor(batch.targets.data(), {r.B, r.Tn})});
+    write_safetensors(dir.path + "/batch.safetensors", f);
+  }
+  // Rounds alternate the two sides, and which one goes first, so that a slow phase of a shared
+  // machine (other jobs, other tenants of the host, the first seconds after idling) is less
+  // likely to hit only one of them.
+  r.ours.loss0 = loss0;
+  r.has_torch = !a.no_torch;
+  AdamW<float> opt(model.layout(), tcfg.adamw());
+  for (int round = 1; round <= a.rounds; round++) {
+    const std::string what = a.rounds > 1 ? fmt::format("{} round {}/{}", name, round, a.rounds) : name;
+    auto run_torch = [&] {
+      fmt::print(stderr, "[bench] {}: PyTorch ({})\n", what, torch_script());
+      auto [torch_loss, times] = time_torch(dir.path, tcfg, a, threads);
+      r.torch.loss0 = torch_loss;
+      r.torch.add_round(times);
+    };
+    const bool torch_first = r.has_torch && round % 2 == 0;
+    if (torch_first) run_torch();
+    r.ours.add_round(time_ours(model, opt, tcfg, batch, a, what));
+    if (r.has_torch && !torch_first) run_torch();
+  }
+  const double tokens = double(r.B) * r.Tn;
+  r.ours.summarize(tokens, r.flops_per_token);
+  if (r.has_torch) r.torch.summarize(tokens, r.flops_per_token);
+  return r;
+}
+
+void print_table(const std::vector<PresetResult>& results, int threads, const BenchArgs& a) {
+  fmt::print("\nscalevec bench: {} threads; median of {} training steps ({} round{} of {} after {} "
+             "warmup); model FLOPs/token = 6*(matrix+head weights) + 12*L*T*C\n",
+             threads, a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
+  fmt::print("{:<6} {:>7} {:>7} {:<9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}\n", "preset", "params",
+             "batch", "impl", "step ms", "min ms", "tok/s", "GFLOP/s", "loss@init", "");
+  for (const auto& r : results) {
+    auto row = [&](const char* impl, const Timing& t, const std::string& pre) {
+      fmt::print("{:<6} {:>7} {:>7} {:<9} {:>9.1f} {:>9.1f} {:>9.0f} {:>9.2f} {:>9.5f}\n", pre,
+                 pre.empty() ? "" : fmt::format("{:.2f}M", r.params / 1e6),
+                 pre.empty() ? "" : fmt::format("{}x{}", r.B, r.Tn), impl, t.step_s * 1e3,
+                 t.min_s * 1e3, t.tokens_per_s, t.flops_per_s / 1e9, t.loss0);
+    };
+    row("scalevec", r.ours, r.preset);
+    if (!r.has_torch) continue;
+    row("pytorch", r.torch, "");
+    const double diff = r.ours.loss0 - r.torch.loss0;
+    fmt::print("{:<6} {:>7} {:>7} {:<9} {:>8.3f}x {:>9} {:>8.3f}x {:>9} |diff| {:.2e} {}\n", "", "",
+               "", "ratio", r.ours.step_s / r.torch.step_s, "", r.ours.tokens_per_s / r.torch.tokens_per_s,
+               "", std::fabs(diff), std::fabs(diff) <= loss_tolerance(r.ours.loss0) ? "ok" : "MISMATCH");
+  }
+  if (std::any_of(results.begin(), results.end(), [](const auto& r) { return r.has_torch; }))
+    fmt::print("ratio = scalevec / pytorch: step time below 1x and tok/s above 1x mean scalevec "
+               "is faster; |diff| = loss difference at the initial weights\n");
+}
+
+json to_json(const std::vector<PresetResult>& results, int threads, const BenchArgs& a,
+             const std::string& torch_version) {
+  json j = {{"threads", threads}, {"steps", a.steps}, {"warmup", a.warmup}, {"rounds", a.rounds},
+            {"torch_version", torch_version}, {"results", json::array()}};
+  for (const auto& r : results) {
+    json e = {{"preset", r.preset},   {"batch", {r.B, r.Tn}},
+              {"params", r.params},   {"flops_per_token", r.flops_per_token},
+              {"batch_source", r.batch_source}, {"scalevec", r.ours.to_json()}};
+    if (r.has_torch) {
+      e["torch"] = r.torch.to_json();
+      e["ratio_tokens_per_s"] = r.ours.tokens_per_s / r.torch.tokens_per_s;
+      e["ratio_step_time"] = r.ours.step_s / r.torch.step_s;
+      e["loss_diff"] = r.ours.loss0 - r.torch.loss0;
+    }
+    j["results"].push_back(e);
+  }
+  return j;
+}
+
+}  // namespace
+
+Action add_bench(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand(
+      "bench",
+      "Measure training speed (tokens/s, model FLOP/s) on the tiny and small presets, and the same "
+      "model in PyTorch on the same batch and threads; prints the ratio and the loss parity");
+  cmd->footer(
+      "A step is: forward on a fixed batch (the preset's training batch B x context, drawn from "
+      "the default corpus), zero_grad, backward, global gradient-norm clipping and one AdamW "
+      "update, as in `scalevec train`. Reported: the median step time over --steps steps after "
+      "--warmup untimed ones (times --rounds), tokens/s = B*T / step time, and model FLOP/s = tokens/s * "
+      "(6 * matrix weights + 12*L*T*C). PyTorch (tools/torch_ref.py, run with --python, "
+      "LD_LIBRARY_PATH set to the OpenMP OpenBLAS and OMP_NUM_THREADS = --threads) starts from the "
+      "same checkpoint; its loss at the initial weights must equal ours to float32 round-off "
+      "(exit 1 otherwise).");
+  auto a = std::make_shared<BenchArgs>();
+  cmd->add_option("--presets", a->presets, "comma-separated presets to measure")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "CPU threads for both sides (0 = OpenMP default)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--steps", a->steps, "timed training steps per round, preset and side")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--warmup", a->warmup, "untimed steps before them")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--rounds", a->rounds,
+                  "alternate scalevec and PyTorch this many times per preset (more robust on a "
+                  "noisy machine); the median is over all rounds' steps")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_flag("--no-torch", a->no_torch, "measure scalevec only (no PyTorch comparison)");
+  cmd->add_option("--python", a->python, "Python interpreter with PyTorch")->capture_default_str();
+  cmd->add_option("--json", a->json_out, "also write the results to this JSON file");
+  cmd->add_option("--keep", a->keep_dir,
+                  "keep each preset's initial checkpoint and batch in DIR/<preset> (to rerun "
+                  "tools/torch_ref.py on them by hand)");
+
+  return [=]() -> int {
+    const std::vector<std::string> presets = split_presets(a->presets);
+    set_num_threads(a->threads);
+    const int threads = num_threads();
+    // Check the PyTorch side before spending minutes on ours.
+    const std::string torch_version = a->no_torch ? "" : check_torch(a->python, threads);
+    if (!a->no_torch)
+      fmt::print(stderr, "[bench] PyTorch {} via {}, {} threads\n", torch_version, a->python, threads);
+    std::vector<PresetResult> results;
+    for (const auto& p : presets) results.push_back(bench_preset(p, *a, threads));
+    print_table(results, threads, *a);
+    if (!a->json_out.empty()) {
+      std::ofstream out(a->json_out);
+      out << to_json(results, threads, *a, torch_version).dump(2) << "\n";
+      require(out.good(), "cannot write '{}'", a->json_out);
+    }
+    for (const auto& r : results)
+      if (r.has_torch && std::fabs(r.ours.loss0 - r.torch.loss0) > loss_tolerance(r.ours.loss0)) {
+        fmt::print(stderr, "error: {}: PyTorch's loss at the initial weights differs from ours by "
+                   "{:.3e} (tolerance {:.3e}): the two programs do not compute the same model\n",
+                   r.preset, std::fabs(r.ours.loss0 - r.torch.loss0), loss_tolerance(r.ours.loss0));
+        return 1;
+      }
+    return 0;
+  };
+}
+
 }  // namespace scalevec

@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-tools/build.sh
+BUILD_TARGETS=scalevec tools/build.sh
 echo "[train] build/tools/scalevec train --preset tiny --out runs/quickstart --force $*"
 exec build/tools/scalevec train --preset tiny --out runs/quickstart --force "$@"
