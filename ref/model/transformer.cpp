@@ -64,6 +64,7 @@ T Transformer<T>::forward(const int32_t* tokens, const int32_t* targets, int B, 
   rmsnorm_forward(nf_.data(), rstdf_.data(), resid_.back().data(), N, C, C, T(cfg_.norm_eps));
   final_in_.forward(P, nf_.data(), N);                                    // a = γ_final ⊙ N(x_L)
   linear_forward(logits_.data(), final_in_.input(0), P + head_, N, C, V, V);  // logits = W_head a
+  has_targets_ = targets != nullptr;
   if (!targets) return T(0);
   std::copy(targets, targets + N, targets_.begin());
   return crossentropy_forward(losses_.data(), logits_.data(), targets, N, V);
@@ -73,6 +74,7 @@ T Transformer<T>::forward(const int32_t* tokens, const int32_t* targets, int B, 
 // [snippet:model_backward]
 template <class T>
 void Transformer<T>::backward(T dloss) {
+  require(has_targets_, "backward() needs a forward() with targets (there is no loss to differentiate)");
   const int B = B_, Tn = T_, N = B * Tn, C = cfg_.d_model, V = cfg_.vocab_size;
   const T* P = params.data();
   T* G = grads.data();

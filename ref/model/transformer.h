@@ -58,6 +58,7 @@ class Transformer {
   std::vector<T> logits_, losses_;          // (N, V), (N,)
   std::vector<int32_t> tokens_, targets_;   // (N,) copies of the last batch
   int B_ = 0, T_ = 0;
+  bool has_targets_ = false;                // the last forward computed a loss
   // Backward scratch.
   std::vector<T> dres_, dlogits_;           // (N, C), (N, V)
   BlockScratch<T> scratch_;

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace scalevec {
 
@@ -31,17 +32,21 @@ template <class T>
 void crossentropy_backward(T* dlogits, const T* logits, const int32_t* targets, int N, int V,
                            T dloss) {
   const T s = dloss / N;
-#pragma omp parallel for schedule(static)
-  for (int n = 0; n < N; n++) {
-    const T* l = logits + (size_t)n * V;
-    T* d = dlogits + (size_t)n * V;
-    T mx = l[0];
-    for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-    T sum = 0;
-    for (int v = 0; v < V; v++) sum += std::exp(l[v] - mx);
-    const T inv = T(1) / sum;
-    for (int v = 0; v < V; v++) d[v] += s * std::exp(l[v] - mx) * inv;
-    d[targets[n]] -= s;
+#pragma omp parallel
+  {
+    std::vector<T> e(V);  // this row's exp(logit - max), computed once
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; n++) {
+      const T* l = logits + (size_t)n * V;
+      T* d = dlogits + (size_t)n * V;
+      T mx = l[0];
+      for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+      T sum = 0;
+      for (int v = 0; v < V; v++) sum += (e[v] = std::exp(l[v] - mx));
+      const T inv = T(1) / sum;
+      for (int v = 0; v < V; v++) d[v] += s * e[v] * inv;
+      d[targets[n]] -= s;
+    }
   }
 }
 // [end]

@@ -25,7 +25,15 @@ WdPolicy parse_wd_policy(const std::string& s) {
 template <class T>
 AdamW<T>::AdamW(const ParamLayout& layout, const AdamWConfig& cfg)
     : m(layout.total(), T(0)), v(layout.total(), T(0)), cfg_(cfg) {
-  for (const auto& p : layout.params()) groups_.push_back({p.offset, p.numel, cfg.decay.decays(p)});
+  // One group per run of adjacent tensors with the same decay decision (fewer parallel loops).
+  for (const auto& p : layout.params()) {
+    const bool d = cfg.decay.decays(p);
+    if (!groups_.empty() && groups_.back().decay == d &&
+        groups_.back().offset + groups_.back().numel == p.offset)
+      groups_.back().numel += p.numel;
+    else
+      groups_.push_back({p.offset, p.numel, d});
+  }
 }
 
 // [snippet:adamw_step]

@@ -280,6 +280,19 @@ TEST(Model, LossAtInitIsLn256) {
   EXPECT_NEAR(loss, std::log(256.0) + sigma2 / 2, 0.05);
 }
 
+// A forward without targets (sampling) computes no loss, so there is nothing to differentiate:
+// backward() must refuse instead of reusing the targets of an earlier batch.
+TEST(Model, BackwardAfterForwardWithoutTargetsThrows) {
+  Transformer<double> m(tiny("baseline"), 2);
+  m.init(3);
+  Rng rng(4);
+  const auto tokens = random_tokens(rng, 32), targets = random_tokens(rng, 32);
+  m.forward(tokens.data(), targets.data(), 2, 16);
+  m.backward();  // fine: the last forward had targets
+  m.forward(tokens.data(), nullptr, 2, 16);
+  EXPECT_THROW(m.backward(), Error);
+}
+
 // Causality of the whole model: logits at position t do not depend on tokens after t (bit-
 // identical), and do depend on tokens at or before t.
 TEST(Model, LogitsAtPositionTDoNotDependOnLaterTokens) {
