@@ -19,19 +19,11 @@
 #include "ref/common.h"
 #include "ref/model/transformer.h"
 #include "ref/rng.h"
+#include "single_threaded.h"
 
 namespace scalevec {
 namespace {
 
-// A finite-difference check runs thousands of tiny forward passes; with OpenMP threads on a busy
-// machine every parallel region can wait milliseconds for a descheduled thread. The suite runs
-// single-threaded; test_ops checks that the ops give the same bits with 2 threads.
-class SingleThreaded : public ::testing::Environment {
- public:
-  void SetUp() override { set_num_threads(1); }
-};
-[[maybe_unused]] ::testing::Environment* const kSingleThreaded =
-    ::testing::AddGlobalTestEnvironment(new SingleThreaded);
 
 // 2 layers, d_model 32, 2 heads, d_ff 48, context 16.
 ModelConfig tiny(const std::string& scale) {

@@ -32,6 +32,7 @@
 #include "ref/rng.h"
 #include "ref/scale/input_side.h"
 #include "ref/scale/vector.h"
+#include "single_threaded.h"
 
 namespace scalevec {
 namespace {
@@ -114,16 +115,6 @@ void expect_untouched(const Vec& v, const Idx& pad, double value, const std::str
   for (size_t i : pad) ASSERT_EQ(v[i], value) << what << ": padding entry " << i << " was written";
 }
 
-// The finite-difference checks run thousands of tiny forward passes. With several OpenMP threads
-// on a busy machine every parallel region can wait milliseconds for a descheduled thread, so the
-// suite runs single-threaded; the ops' parallel loops split independent rows, and
-// ThreadCount.OpsGiveTheSameBits checks that 2 threads compute the same numbers.
-class SingleThreaded : public ::testing::Environment {
- public:
-  void SetUp() override { set_num_threads(1); }
-};
-[[maybe_unused]] ::testing::Environment* const kSingleThreaded =
-    ::testing::AddGlobalTestEnvironment(new SingleThreaded);
 
 // ---------------------------------------------------------------------------------------------
 // Linear: out = inp · Wᵀ, written into a column slice of a wider (N, ldo) buffer (the k part of a

@@ -24,20 +24,13 @@
 #include "ref/train/safetensors.h"
 #include "ref/train/schedule.h"
 #include "ref/train/trainer.h"
+#include "single_threaded.h"
 
 namespace fs = std::filesystem;
 
 namespace scalevec {
 namespace {
 
-// Training runs thousands of small OpenMP regions; on a busy shared machine each can wait for a
-// descheduled thread, so the suite runs single-threaded (test_ops checks 1 vs 2 threads).
-class SingleThreaded : public ::testing::Environment {
- public:
-  void SetUp() override { set_num_threads(1); }
-};
-[[maybe_unused]] ::testing::Environment* const kSingleThreaded =
-    ::testing::AddGlobalTestEnvironment(new SingleThreaded);
 
 // A fresh directory under the test temp dir, removed at the end of the test.
 class TempDir {
