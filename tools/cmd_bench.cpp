@@ -183,7 +183,7 @@ std::vector<double> time_ours(Transformer<float>& model, AdamW<float>& opt, cons
     model.zero_grad();
     model.backward();
     clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
-    opt.step(model.params.data(), model.grads.data(), tcfg.lr);
+    opt.step(model.params.data(), model.grads.data(), 1.0);  // factor 1: the base rate tcfg.lr
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     if (i >= a.warmup) times.push_back(dt);
     progress.show(fmt::format("[bench] {}: scalevec {} {}/{}: {:.1f} ms, loss {:.4f}", what,

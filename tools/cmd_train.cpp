@@ -1,5 +1,6 @@
 // scalevec train: train a model on a text file (default: Debian's fortunes), with progress,
 // periodic validation, metrics as JSON lines, checkpoints, exact resume and a sample at the end.
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 
@@ -63,6 +64,7 @@ Action add_train(CLI::App& app) {
     }
     mf->apply(mcfg);
     tf->apply(tcfg);
+    if (!a->resume) apply_implied_settings(mcfg, tcfg, tf->given());  // unified: --wd-policy iwd
     mcfg.validate();
     tcfg.validate();
     require(a->sample.temperature > 0, "--temperature {} must be > 0", a->sample.temperature);

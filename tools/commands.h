@@ -3,6 +3,8 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -19,10 +21,15 @@ Action add_sample(CLI::App& app);
 Action add_gradcheck(CLI::App& app);
 Action add_inspect(CLI::App& app);
 Action add_bench(CLI::App& app);
+// `argv` is the whole command line, which ablate records with its results.
+Action add_ablate(CLI::App& app, std::vector<std::string> argv);
 
 // Architecture flags shared by train, gradcheck, inspect (--layers, --d-model, ..., --scale).
 FlagSet<ModelConfig> model_flags(CLI::App& app);
 // Training flags (--batch, --steps, --lr, ..., --wd-policy).
 FlagSet<TrainConfig> train_flags(CLI::App& app);
+// Settings a scale preset implies for training, applied unless the user set them: `unified`
+// implies --wd-policy iwd. `given` are the training flags given (FlagSet::given()).
+void apply_implied_settings(const ModelConfig& m, TrainConfig& t, const std::vector<std::string>& given);
 
 }  // namespace scalevec

@@ -71,6 +71,24 @@ class FlagSet {
     return opt;
   }
 
+  // A flag whose value goes through `set` (for fields that need parsing or touch several fields).
+  // A bool flag is declared with CLI11's negation syntax, e.g. "--hg,!--no-hg".
+  template <class V>
+  CLI::Option* add_custom(CLI::App& app, const std::string& name, const std::string& help,
+                          std::function<void(Cfg&, const V&)> set) {
+    auto value = std::make_shared<V>();
+    CLI::Option* opt;
+    if constexpr (std::is_same_v<V, bool>)
+      opt = app.add_flag(name, *value, help);
+    else
+      opt = app.add_option(name, *value, help);
+    setters_.push_back([=](Cfg& c) {
+      if (opt->count() > 0) set(c, *value);
+    });
+    options_.push_back(opt);
+    return opt;
+  }
+
   void apply(Cfg& c) const {
     for (const auto& s : setters_) s(c);
   }

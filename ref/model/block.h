@@ -1,22 +1,32 @@
-// One Pre-Norm transformer block (SCALE_VECTORS.md §2), Llama style, no biases:
-//     x_mid = x     + W_o · Attn(RoPE(q), RoPE(k), v),   {q,k,v} = W_{q,k,v} (γ_attn ⊙ N(x))
-//     out   = x_mid + W_down · (silu(W_gate a) ⊙ (W_up a)),   a = γ_mlp ⊙ N(x_mid)
+// One Pre-Norm transformer block (SCALE_VECTORS.md §2), Llama style, no biases, with every scale
+// placement of §4 as a module:
+//
+//   n = N(x);  a_f = γ_f ⊙ n                      input side   (InputSideScale: shared γ or HG)
+//   z_f = W_f a_f,  f ∈ {q, k, v}                 linear branches
+//   y_f = out_f(z_f)                              output side  (OutputSide: DP u, DNP u ⊙ N_h,
+//                                                               QK-Norm γ ⊙ N_h)
+//   o = W_o Attn(RoPE(y_q), RoPE(y_k), y_v);  x_mid = x + post(o)     post-norm γ ⊙ N(o) optional
+//   the same for the MLP: f ∈ {gate, up}, h = silu(y_gate) ⊙ y_up, o = W_down h
+//
 // Forward and backward are flat lists of named steps; the backward is the forward read bottom-up.
-// Shapes: N = B*T rows, C = d_model, F = d_ff, NH heads of size hs.
+// Shapes: N = B*T rows, C = d_model, F = d_ff, NH heads of size hs. Every branch has its own
+// contiguous (N, d) buffers; a branch without output-side scales uses one buffer for z and y.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
+#include "../common.h"
 #include "../ops/attention.h"
 #include "../ops/linear.h"
 #include "../ops/residual.h"
 #include "../ops/rmsnorm.h"
 #include "../ops/rope.h"
 #include "../ops/swiglu.h"
-#include "../common.h"
 #include "../scale/input_side.h"
+#include "../scale/output_side.h"
 #include "config.h"
 
 namespace scalevec {
@@ -24,12 +34,11 @@ namespace scalevec {
 // Backward scratch shared by all blocks (one block is differentiated at a time).
 template <class T>
 struct BlockScratch {
-  std::vector<T> dn, dqkv, datt, dy, dgu, dh;
+  std::vector<T> dn, datt, dy, dh, dpost;
   void resize(const ModelConfig& c, int max_B) {
     const size_t N = (size_t)max_B * c.context, C = c.d_model, F = c.d_ff;
-    dn.resize(N * C), dqkv.resize(N * 3 * C), dy.resize(N * C);
+    dn.resize(N * C), dy.resize(N * C), dh.resize(N * F), dpost.resize(N * C);
     datt.resize((size_t)max_B * c.n_head * c.context * c.context);
-    dgu.resize(N * 2 * F), dh.resize(N * F);
   }
 };
 
@@ -37,6 +46,19 @@ struct BlockScratch {
 template <class T>
 struct RopeTables {
   std::vector<T> cos, sin;  // (context, hs/2) each
+};
+
+// One linear branch f at a norm site: its matrix W_f (out x in), its output-side scales, and its
+// buffers. Without output-side scales y aliases z.
+template <class T>
+struct LinearBranch {
+  size_t w = 0;                 // offset of W_f
+  int in = 0, out = 0;          // W_f is (out, in)
+  OutputSide<T> out_side;
+  std::vector<T> z, y;          // (N, out): W_f a_f and out_side(z)
+  std::vector<T> dz, dy;        // their gradients
+  T* Y() { return out_side.identity() ? z.data() : y.data(); }
+  T* dY() { return out_side.identity() ? dz.data() : dy.data(); }
 };
 
 template <class T>
@@ -48,53 +70,141 @@ class Block {
   // dres: (B, T, C) holds d(out) on entry and d(x) on return.
   void backward(const T* params, T* grads, T* dres, BlockScratch<T>& s, int B, int Tn,
                 const RopeTables<T>& rope);
+  void sites(std::vector<ScaleSite<T>>& out);
 
  private:
+  InputSideScale<T> make_site(ParamLayout& layout, const std::string& p, const std::string& norm,
+                              const std::string& sub,
+                              const std::vector<std::pair<Branch, std::string>>& defs,
+                              LinearBranch<T>* br, int d_out, size_t N);
+  void branches_forward(const T* P, InputSideScale<T>& in, LinearBranch<T>* br, int nb, int N);
+  void branches_backward(const T* P, T* G, InputSideScale<T>& in, LinearBranch<T>* br, int nb,
+                         T* dn, int N);
+
   ModelConfig cfg_;
   int C_, F_, NH_, hs_;
-  size_t w_qkv_[3], w_o_, w_gu_[2], w_down_;  // parameter offsets: wq wk wv | wo | wgate wup | wdown
   InputSideScale<T> attn_in_, mlp_in_;
+  std::array<LinearBranch<T>, 3> qkv_;   // q, k, v: (N, C) each
+  std::array<LinearBranch<T>, 2> gu_;    // gate, up: (N, F) each
+  size_t w_o_ = 0, w_down_ = 0;
+  OutputSide<T> post_attn_, post_mlp_;   // post-sublayer norms (identity unless enabled)
   // Activations kept for the backward pass.
   std::vector<T> n1_, rstd1_;  // (N, C), (N,)   N(x)
-  std::vector<T> qkv_;         // (N, 3C)        q | k | v, q and k rotated
   std::vector<T> att_;         // (B, NH, T, T)  softmax probabilities
   std::vector<T> y_;           // (N, C)         attention output, heads concatenated
+  std::vector<T> o_;           // (N, C)         W_o y or W_down h before a post-norm
   std::vector<T> x_mid_;       // (N, C)         residual after attention
   std::vector<T> n2_, rstd2_;  // (N, C), (N,)   N(x_mid)
-  std::vector<T> gu_;          // (N, 2F)        gate | up
   std::vector<T> h_;           // (N, F)         silu(gate) ⊙ up
 };
 
 // ---------------------------------------------------------------------------------------------
+
+inline size_t add_matrix(ParamLayout& layout, const std::string& name, int rows, int cols, double std) {
+  ParamInfo m;
+  m.name = name, m.shape = {rows, cols}, m.role = Role::Matrix, m.init_std = std;
+  return layout.add(m);
+}
+
+// One norm site: its input-side scale(s), then per branch the matrix and the output-side scales.
+template <class T>
+InputSideScale<T> Block<T>::make_site(ParamLayout& layout, const std::string& p,
+                                      const std::string& norm, const std::string& sub,
+                                      const std::vector<std::pair<Branch, std::string>>& defs,
+                                      LinearBranch<T>* br, int d_out, size_t N) {
+  const ScaleConfig& sc = cfg_.sc;
+  auto is_qk = [](Branch b) { return b == Branch::Q || b == Branch::K; };
+  // A post-norm after the sublayer removes any global factor of v (attention is linear in v) and
+  // of up (h = silu(gate) ⊙ up is linear in up); q, k and gate enter nonlinearly.
+  auto post_cancels = [&](Branch b) { return sc.post_norm && (b == Branch::V || b == Branch::Up); };
+  auto normalized = [&](Branch b) {
+    return sc.has(sc.dnp, b) || (sc.qk_norm && is_qk(b)) || post_cancels(b);
+  };
+  std::vector<InputBranch> ins;
+  for (const auto& [b, w] : defs) ins.push_back({branch_name(b), p + sub + "." + w, normalized(b)});
+  InputSideScale<T> in(layout, p + norm, C_, sc.param, ins, sc.hg, sc.skip_cancelled_magnitude, N);
+  std::vector<FoldTarget> maps;
+  for (size_t f = 0; f < defs.size(); f++) {
+    const Branch b = defs[f].first;
+    LinearBranch<T>& x = br[f];
+    x.in = C_, x.out = d_out;
+    x.w = add_matrix(layout, ins[f].w_name, d_out, C_, 0.02);
+    maps.push_back({x.w, d_out, C_, true});
+    typename OutputSide<T>::Spec s;
+    s.param = sc.param, s.dp = sc.has(sc.dp, b), s.heads = is_qk(b) ? NH_ : 1, s.eps = cfg_.norm_eps;
+    s.downstream_norm = post_cancels(b), s.skip_cancelled = sc.skip_cancelled_magnitude;
+    const std::string bn = p + sub + "." + branch_name(b);
+    if (sc.has(sc.dnp, b)) s.norm = bn + "_dnp", s.norm_symbol = "u";
+    if (sc.qk_norm && is_qk(b)) s.norm = bn + "_norm", s.norm_symbol = "gamma";
+    x.out_side = OutputSide<T>(layout, bn, d_out, s, {x.w, d_out, C_, false}, ins[f].w_name, N);
+    x.z.resize(N * d_out), x.dz.resize(N * d_out);
+    if (!x.out_side.identity()) x.y.resize(N * d_out), x.dy.resize(N * d_out);
+  }
+  in.set_targets(maps);
+  return in;
+}
+
+// A post-sublayer norm γ ⊙ N(o) on the output o of the matrix at w_off (rows x cols).
+template <class T>
+OutputSide<T> post_norm(ParamLayout& layout, const std::string& name, size_t w_off, int rows,
+                        int cols, const std::string& w_name, ScaleParam param, double eps, size_t N) {
+  typename OutputSide<T>::Spec s;
+  s.param = param, s.norm = name, s.norm_symbol = "gamma", s.heads = 1, s.eps = eps;
+  return OutputSide<T>(layout, name, rows, s, {w_off, rows, cols, false}, w_name, N);
+}
 
 template <class T>
 Block<T>::Block(ParamLayout& layout, const ModelConfig& cfg, int layer, int max_B)
     : cfg_(cfg), C_(cfg.d_model), F_(cfg.d_ff), NH_(cfg.n_head), hs_(cfg.head_size()) {
   const std::string p = fmt::format("layers.{}.", layer);
   const size_t N = (size_t)max_B * cfg.context;
-  const double std_in = 0.02, std_out = 0.02 / std::sqrt(2.0 * cfg.n_layer);  // GPT-2 style
-  auto matrix = [&](const std::string& name, int rows, int cols, double std) {
-    ParamInfo m;
-    m.name = p + name, m.shape = {rows, cols}, m.role = Role::Matrix, m.init_std = std;
-    return layout.add(m);
-  };
-  // Parameters in a fixed order: attention norm, attention, MLP norm, MLP.
-  attn_in_ = InputSideScale<T>(layout, p + "attn_norm", C_, cfg.scale_param(),
-                               {p + "attn.wq", p + "attn.wk", p + "attn.wv"}, N);
-  w_qkv_[0] = matrix("attn.wq", C_, C_, std_in);
-  w_qkv_[1] = matrix("attn.wk", C_, C_, std_in);
-  w_qkv_[2] = matrix("attn.wv", C_, C_, std_in);
-  w_o_ = matrix("attn.wo", C_, C_, std_out);
-  mlp_in_ = InputSideScale<T>(layout, p + "mlp_norm", C_, cfg.scale_param(),
-                              {p + "mlp.w_gate", p + "mlp.w_up"}, N);
-  w_gu_[0] = matrix("mlp.w_gate", F_, C_, std_in);
-  w_gu_[1] = matrix("mlp.w_up", F_, C_, std_in);
-  w_down_ = matrix("mlp.w_down", C_, F_, std_out);
+  const double std_out = 0.02 / std::sqrt(2.0 * cfg.n_layer);  // GPT-2 style residual scaling
+  // Parameters in forward order: attention norm, q k v (+ output scales), wo, post-norm, MLP norm,
+  // gate up (+ output scales), down, post-norm.
+  attn_in_ = make_site(layout, p, "attn_norm", "attn",
+                       {{Branch::Q, "wq"}, {Branch::K, "wk"}, {Branch::V, "wv"}}, qkv_.data(), C_, N);
+  w_o_ = add_matrix(layout, p + "attn.wo", C_, C_, std_out);
+  if (cfg.sc.post_norm)
+    post_attn_ = post_norm<T>(layout, p + "post_attn_norm", w_o_, C_, C_, p + "attn.wo",
+                              cfg.sc.param, cfg.norm_eps, N);
+  mlp_in_ = make_site(layout, p, "mlp_norm", "mlp", {{Branch::Gate, "w_gate"}, {Branch::Up, "w_up"}},
+                      gu_.data(), F_, N);
+  w_down_ = add_matrix(layout, p + "mlp.w_down", C_, F_, std_out);
+  if (cfg.sc.post_norm)
+    post_mlp_ = post_norm<T>(layout, p + "post_mlp_norm", w_down_, C_, F_, p + "mlp.w_down",
+                             cfg.sc.param, cfg.norm_eps, N);
 
-  n1_.resize(N * C_), rstd1_.resize(N), qkv_.resize(N * 3 * C_);
+  n1_.resize(N * C_), rstd1_.resize(N);
   att_.resize((size_t)max_B * NH_ * cfg.context * cfg.context);
-  y_.resize(N * C_), x_mid_.resize(N * C_), n2_.resize(N * C_), rstd2_.resize(N);
-  gu_.resize(N * 2 * F_), h_.resize(N * F_);
+  y_.resize(N * C_), o_.resize(N * C_), x_mid_.resize(N * C_), n2_.resize(N * C_), rstd2_.resize(N);
+  h_.resize(N * F_);
+}
+
+// z_f = W_f a_f, then y_f = out_f(z_f), for the nb branches of one site.
+template <class T>
+void Block<T>::branches_forward(const T* P, InputSideScale<T>& in, LinearBranch<T>* br, int nb, int N) {
+  for (int f = 0; f < nb; f++) {
+    LinearBranch<T>& x = br[f];
+    linear_forward(x.z.data(), in.input(f), P + x.w, N, x.in, x.out, x.out);
+    if (!x.out_side.identity()) x.out_side.forward(P, x.z.data(), x.y.data(), N);
+  }
+}
+
+// From dY of every branch: dz_f, dW_f, and the input side's dn (+=) and dγ.
+template <class T>
+void Block<T>::branches_backward(const T* P, T* G, InputSideScale<T>& in, LinearBranch<T>* br,
+                                 int nb, T* dn, int N) {
+  in.zero_grad(N);
+  for (int f = 0; f < nb; f++) {
+    LinearBranch<T>& x = br[f];
+    if (!x.out_side.identity()) {
+      std::fill(x.dz.begin(), x.dz.begin() + (size_t)N * x.out, T(0));
+      x.out_side.backward(P, G, x.dy.data(), x.dz.data(), N);
+    }
+    linear_backward(in.dinput(f), G + x.w, x.dz.data(), in.input(f), P + x.w, N, x.in, x.out, x.out);
+  }
+  std::fill(dn, dn + (size_t)N * C_, T(0));
+  in.backward(P, G, dn, N);
 }
 
 // [snippet:block_forward]
@@ -102,25 +212,26 @@ template <class T>
 void Block<T>::forward(const T* P, const T* x, T* out, int B, int Tn, const RopeTables<T>& rope) {
   const int N = B * Tn, C = C_, F = F_;
   const T eps = T(cfg_.norm_eps);
-  T *q = qkv_.data(), *k = q + C, *v = q + 2 * C;
   // --- attention ---
-  rmsnorm_forward(n1_.data(), rstd1_.data(), x, N, C, C, eps);       // n1 = N(x)
-  attn_in_.forward(P, n1_.data(), N);                                 // a_f = γ ⊙ n1
-  for (int f = 0; f < 3; f++)                                         // q|k|v = W_f a_f
-    linear_forward(qkv_.data() + f * C, attn_in_.input(f), P + w_qkv_[f], N, C, C, 3 * C);
-  rope_forward(q, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, 3 * C);
-  rope_forward(k, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, 3 * C);
-  attention_forward(y_.data(), att_.data(), q, k, v, 3 * C, B, Tn, NH_, hs_);
-  linear_forward(out, y_.data(), P + w_o_, N, C, C, C);               // out = W_o y (scratch)
-  residual_forward(x_mid_.data(), x, out, (size_t)N * C);             // x_mid = x + W_o y
+  rmsnorm_forward(n1_.data(), rstd1_.data(), x, N, C, C, eps);         // n1 = N(x)
+  attn_in_.forward(P, n1_.data(), N);                                   // a_f = γ_f ⊙ n1
+  branches_forward(P, attn_in_, qkv_.data(), 3, N);                     // y_f = out_f(W_f a_f)
+  T *q = qkv_[0].Y(), *k = qkv_[1].Y(), *v = qkv_[2].Y();
+  rope_forward(q, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, C);
+  rope_forward(k, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, C);
+  attention_forward(y_.data(), att_.data(), q, k, v, C, B, Tn, NH_, hs_);
+  linear_forward(o_.data(), y_.data(), P + w_o_, N, C, C, C);           // o = W_o y
+  if (!post_attn_.identity()) post_attn_.forward(P, o_.data(), out, N); // o ← γ ⊙ N(o)
+  residual_forward(x_mid_.data(), x, post_attn_.identity() ? o_.data() : out, (size_t)N * C);
   // --- MLP ---
   rmsnorm_forward(n2_.data(), rstd2_.data(), x_mid_.data(), N, C, C, eps);  // n2 = N(x_mid)
-  mlp_in_.forward(P, n2_.data(), N);                                  // a_f = γ ⊙ n2
-  for (int f = 0; f < 2; f++)                                         // gate|up = W_f a_f
-    linear_forward(gu_.data() + f * F, mlp_in_.input(f), P + w_gu_[f], N, C, F, 2 * F);
-  swiglu_forward(h_.data(), gu_.data(), gu_.data() + F, N, F, 2 * F);  // h = silu(gate) ⊙ up
-  linear_forward(out, h_.data(), P + w_down_, N, F, C, C);            // out = W_down h
-  residual_forward(out, x_mid_.data(), out, (size_t)N * C);           // out = x_mid + W_down h
+  mlp_in_.forward(P, n2_.data(), N);                                    // a_f = γ_f ⊙ n2
+  branches_forward(P, mlp_in_, gu_.data(), 2, N);                       // y_f = out_f(W_f a_f)
+  swiglu_forward(h_.data(), gu_[0].Y(), gu_[1].Y(), N, F, F);           // h = silu(gate) ⊙ up
+  T* o = post_mlp_.identity() ? out : o_.data();
+  linear_forward(o, h_.data(), P + w_down_, N, F, C, C);                // o = W_down h
+  if (!post_mlp_.identity()) post_mlp_.forward(P, o_.data(), out, N);   // o ← γ ⊙ N(o)
+  residual_forward(out, x_mid_.data(), out, (size_t)N * C);             // out = x_mid + o
 }
 // [end]
 
@@ -129,39 +240,46 @@ template <class T>
 void Block<T>::backward(const T* P, T* G, T* dres, BlockScratch<T>& s, int B, int Tn,
                         const RopeTables<T>& rope) {
   const int N = B * Tn, C = C_, F = F_;
-  auto zero = [](std::vector<T>& v, size_t n) { std::fill(v.begin(), v.begin() + n, T(0)); };
-  // --- MLP, in reverse. out = x_mid + W_down h: d(x_mid) gets dres through the identity, so
-  // dres keeps flowing and the MLP path adds into it at the end (rmsnorm_backward accumulates).
-  zero(s.dh, (size_t)N * F);
-  linear_backward(s.dh.data(), G + w_down_, dres, h_.data(), P + w_down_, N, F, C, C);
-  zero(s.dgu, (size_t)N * 2 * F);
-  swiglu_backward(s.dgu.data(), s.dgu.data() + F, s.dh.data(), gu_.data(), gu_.data() + F, N, F,
-                  2 * F);
-  mlp_in_.zero_grad(N);
-  for (int f = 0; f < 2; f++)
-    linear_backward(mlp_in_.dinput(f), G + w_gu_[f], s.dgu.data() + f * F, mlp_in_.input(f),
-                    P + w_gu_[f], N, C, F, 2 * F);
-  zero(s.dn, (size_t)N * C);
-  mlp_in_.backward(G, s.dn.data(), N);                                // dn2 and dγ_mlp
+  auto zero = [](T* p, size_t n) { std::fill(p, p + n, T(0)); };
+  // d(post-norm output) = dres; through the post-norm (if any) to d(o).
+  auto through_post = [&](OutputSide<T>& post) -> const T* {
+    if (post.identity()) return dres;
+    zero(s.dpost.data(), (size_t)N * C);
+    post.backward(P, G, dres, s.dpost.data(), N);
+    return s.dpost.data();
+  };
+  // --- MLP, in reverse. out = x_mid + o: d(x_mid) gets dres through the identity, so dres keeps
+  // flowing and the MLP path adds into it at the end (rmsnorm_backward accumulates).
+  const T* d_down = through_post(post_mlp_);
+  zero(s.dh.data(), (size_t)N * F);
+  linear_backward(s.dh.data(), G + w_down_, d_down, h_.data(), P + w_down_, N, F, C, C);
+  zero(gu_[0].dY(), (size_t)N * F), zero(gu_[1].dY(), (size_t)N * F);
+  swiglu_backward(gu_[0].dY(), gu_[1].dY(), s.dh.data(), gu_[0].Y(), gu_[1].Y(), N, F, F);
+  branches_backward(P, G, mlp_in_, gu_.data(), 2, s.dn.data(), N);      // dn2 and dγ_mlp
   rmsnorm_backward(dres, s.dn.data(), n2_.data(), rstd2_.data(), N, C, C);  // dres = d(x_mid)
-  // --- attention, in reverse. x_mid = x + W_o y.
-  zero(s.dy, (size_t)N * C);
-  linear_backward(s.dy.data(), G + w_o_, dres, y_.data(), P + w_o_, N, C, C, C);
-  zero(s.dqkv, (size_t)N * 3 * C);
-  T *dq = s.dqkv.data(), *dk = dq + C, *dv = dq + 2 * C;
-  const T *q = qkv_.data(), *k = q + C, *v = q + 2 * C;
-  attention_backward(dq, dk, dv, s.datt.data(), s.dy.data(), att_.data(), q, k, v, 3 * C, B, Tn,
-                     NH_, hs_);
-  rope_backward(dq, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, 3 * C);
-  rope_backward(dk, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, 3 * C);
-  attn_in_.zero_grad(N);
-  for (int f = 0; f < 3; f++)
-    linear_backward(attn_in_.dinput(f), G + w_qkv_[f], s.dqkv.data() + f * C, attn_in_.input(f),
-                    P + w_qkv_[f], N, C, C, 3 * C);
-  zero(s.dn, (size_t)N * C);
-  attn_in_.backward(G, s.dn.data(), N);                               // dn1 and dγ_attn
+  // --- attention, in reverse. x_mid = x + o.
+  const T* d_o = through_post(post_attn_);
+  zero(s.dy.data(), (size_t)N * C);
+  linear_backward(s.dy.data(), G + w_o_, d_o, y_.data(), P + w_o_, N, C, C, C);
+  T *dq = qkv_[0].dY(), *dk = qkv_[1].dY(), *dv = qkv_[2].dY();
+  zero(dq, (size_t)N * C), zero(dk, (size_t)N * C), zero(dv, (size_t)N * C);
+  attention_backward(dq, dk, dv, s.datt.data(), s.dy.data(), att_.data(), qkv_[0].Y(), qkv_[1].Y(),
+                     qkv_[2].Y(), C, B, Tn, NH_, hs_);
+  rope_backward(dq, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, C);
+  rope_backward(dk, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, C);
+  branches_backward(P, G, attn_in_, qkv_.data(), 3, s.dn.data(), N);    // dn1 and dγ_attn
   rmsnorm_backward(dres, s.dn.data(), n1_.data(), rstd1_.data(), N, C, C);  // dres = d(x)
 }
 // [end]
+
+template <class T>
+void Block<T>::sites(std::vector<ScaleSite<T>>& out) {
+  attn_in_.sites(out);
+  for (auto& b : qkv_) b.out_side.sites(out);
+  post_attn_.sites(out);
+  mlp_in_.sites(out);
+  for (auto& b : gu_) b.out_side.sites(out);
+  post_mlp_.sites(out);
+}
 
 }  // namespace scalevec

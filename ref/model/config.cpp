@@ -1,13 +1,58 @@
 #include "config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../common.h"
 
 namespace scalevec {
 
+const char* branch_name(Branch b) {
+  switch (b) {
+    case Branch::Q: return "q";
+    case Branch::K: return "k";
+    case Branch::V: return "v";
+    case Branch::Gate: return "gate";
+    case Branch::Up: return "up";
+  }
+  return "?";
+}
+
+std::vector<Branch> parse_branches(const std::string& s) {
+  std::vector<Branch> out;
+  if (s.empty() || s == "none") return out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = std::min(s.find(',', start), s.size());
+    const std::string name = s.substr(start, comma - start);
+    bool found = false;
+    for (Branch b : kAllBranches)
+      if (name == branch_name(b)) {
+        require(std::find(out.begin(), out.end(), b) == out.end(), "branch '{}' listed twice in '{}'", name, s);
+        out.push_back(b), found = true;
+      }
+    require(found, "unknown branch '{}' in '{}' (expected a comma-separated subset of q,k,v,gate,up)", name, s);
+    start = comma + 1;
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string branches_to_string(const std::vector<Branch>& b) {
+  if (b.empty()) return "none";
+  std::string s;
+  for (Branch x : b) {
+    if (!s.empty()) s += ',';
+    s += branch_name(x);
+  }
+  return s;
+}
+
+bool ScaleConfig::has(const std::vector<Branch>& set, Branch b) const {
+  return std::find(set.begin(), set.end(), b) != set.end();
+}
+
 const char* model_preset_names() { return "tiny, small"; }
-const char* scale_strategy_names() { return "baseline, none"; }
 
 ModelConfig model_preset(const std::string& name) {
   ModelConfig c;
@@ -21,12 +66,40 @@ ModelConfig model_preset(const std::string& name) {
   return c;
 }
 
-ScaleParam ModelConfig::scale_param() const {
-  if (scale == "baseline") return ScaleParam::Gamma;
-  if (scale == "none") return ScaleParam::None;
-  throw Error(fmt::format("unknown scale strategy '{}' (expected one of: {})", scale,
-                          scale_strategy_names()));
+const std::vector<std::string>& scale_strategy_names() {
+  static const std::vector<std::string> names = {"baseline", "none",   "hg",
+                                                 "dp",       "dnp",    "magdir",
+                                                 "magdir-normalized", "unified"};
+  return names;
 }
+
+// [snippet:scale_presets]
+ScaleConfig scale_preset(const std::string& name) {
+  using enum Branch;
+  ScaleConfig s;  // baseline: one shared γ per norm site
+  if (name == "baseline") return s;
+  if (name == "none") s.param = ScaleParam::None;
+  else if (name == "hg") s.hg = true;
+  else if (name == "dp") s.dp = {Q, K, V, Gate, Up};
+  else if (name == "dnp") s.dnp = {Q, K}, s.dp = {V, Gate, Up};
+  else if (name == "magdir") s.param = ScaleParam::MagDir;
+  else if (name == "magdir-normalized") s.param = ScaleParam::MagDirNormalized;
+  else if (name == "unified") {
+    s.hg = true, s.dnp = {Q, K}, s.dp = {V, Gate, Up};
+    s.param = ScaleParam::MagDir, s.skip_cancelled_magnitude = true;
+  } else
+    throw Error(fmt::format("unknown scale strategy '{}' (expected one of: {})", name,
+                            fmt::join(scale_strategy_names(), ", ")));
+  return s;
+}
+// [end]
+
+void ModelConfig::set_scale(const std::string& preset) {
+  sc = scale_preset(preset);
+  scale = preset;
+}
+
+std::string scale_preset_wd_policy(const std::string& name) { return name == "unified" ? "iwd" : ""; }
 
 void ModelConfig::validate() const {
   auto in_range = [](const char* name, long v, long lo, long hi) {
@@ -44,13 +117,28 @@ void ModelConfig::validate() const {
   require(std::isfinite(norm_eps) && std::isfinite(rope_base), "norm_eps and rope_base must be finite");
   require(norm_eps > 0 && norm_eps < 1, "norm_eps = {} must be in (0, 1)", norm_eps);
   require(rope_base > 1, "rope_base = {} must be > 1", rope_base);
-  (void)scale_param();  // throws on an unknown strategy
+  // Combinations that make no sense are refused rather than silently reinterpreted.
+  const bool no_scales = sc.param == ScaleParam::None;
+  require(!(no_scales && (sc.hg || !sc.dp.empty() || !sc.dnp.empty())),
+          "scale parameterization 'none' has no scale vectors to place: drop --hg/--dp/--dnp or "
+          "choose --scale-param gamma");
+  for (Branch b : sc.dp)
+    require(!sc.has(sc.dnp, b), "branch '{}' cannot have both DP and DNP (DNP already places a "
+            "scale after its linear map)", branch_name(b));
+  for (Branch b : {Branch::Q, Branch::K})
+    require(!(sc.qk_norm && sc.has(sc.dnp, b)),
+            "DNP on q/k already is a QK-Norm with a learnable scale: use either --qk-norm or --dnp "
+            "with q,k, not both");
 }
 
 nlohmann::json ModelConfig::to_json() const {
   return {{"vocab_size", vocab_size}, {"n_layer", n_layer},   {"d_model", d_model},
           {"n_head", n_head},         {"d_ff", d_ff},         {"context", context},
-          {"norm_eps", norm_eps},     {"rope_base", rope_base}, {"scale", scale}};
+          {"norm_eps", norm_eps},     {"rope_base", rope_base}, {"scale", scale},
+          {"scale_param", scale_param_name(sc.param)},        {"hg", sc.hg},
+          {"dp", branches_to_string(sc.dp)},                  {"dnp", branches_to_string(sc.dnp)},
+          {"qk_norm", sc.qk_norm},    {"post_norm", sc.post_norm},
+          {"skip_cancelled_magnitude", sc.skip_cancelled_magnitude}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -65,6 +153,18 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     c.norm_eps = j.at("norm_eps").get<double>();
     c.rope_base = j.at("rope_base").get<double>();
     c.scale = j.at("scale").get<std::string>();
+    // Checkpoints written before the scale components existed only name baseline or none.
+    if (j.contains("scale_param")) {
+      c.sc.param = parse_scale_param(j.at("scale_param").get<std::string>());
+      c.sc.hg = j.at("hg").get<bool>();
+      c.sc.dp = parse_branches(j.at("dp").get<std::string>());
+      c.sc.dnp = parse_branches(j.at("dnp").get<std::string>());
+      c.sc.qk_norm = j.at("qk_norm").get<bool>();
+      c.sc.post_norm = j.at("post_norm").get<bool>();
+      c.sc.skip_cancelled_magnitude = j.at("skip_cancelled_magnitude").get<bool>();
+    } else {
+      c.sc = scale_preset(c.scale);
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("bad model config: {}", e.what()));
   }

@@ -36,6 +36,7 @@ struct ParamInfo {
   double init_value = 1.0;   // constant init for scale vectors
   std::string fold;          // scales: where an Input-type scale folds (e.g. "columns of attn.wq,
                              // attn.wk, attn.wv"); for an Output-type one, why it cannot
+  std::string note;          // e.g. why this parameter's gradient is structurally zero
   size_t offset = 0;         // into the contiguous buffer (filled by ParamLayout::add)
   size_t numel = 0;
 };

@@ -19,10 +19,13 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_B) : cfg_(cfg), max_
   wte_ = layout_.add(e);
   blocks_.reserve(cfg.n_layer);
   for (int l = 0; l < cfg.n_layer; l++) blocks_.emplace_back(layout_, cfg, l, max_B);
-  final_in_ = InputSideScale<T>(layout_, "final_norm", cfg.d_model, cfg.scale_param(), {"head"}, N);
+  // The final norm keeps one γ [paper: HG is for the branches of a block]; it feeds only the head.
+  final_in_ = InputSideScale<T>(layout_, "final_norm", cfg.d_model, cfg.sc.param,
+                                {{"head", "head", false}}, false, false, N);
   ParamInfo h;
   h.name = "head", h.shape = {cfg.vocab_size, cfg.d_model}, h.role = Role::Head, h.init_std = 0.02;
   head_ = layout_.add(h);
+  final_in_.set_targets({{head_, cfg.vocab_size, cfg.d_model, true}});
 
   params.assign(layout_.total(), T(0));
   grads.assign(layout_.total(), T(0));
@@ -85,7 +88,7 @@ void Transformer<T>::backward(T dloss) {
                   N, C, V, V);
   std::vector<T>& dnf = scratch_.dn;
   std::fill(dnf.begin(), dnf.begin() + (size_t)N * C, T(0));
-  final_in_.backward(G, dnf.data(), N);                                   // dN(x_L), dγ_final
+  final_in_.backward(P, G, dnf.data(), N);                                   // dN(x_L), dγ_final
   std::fill(dres_.begin(), dres_.begin() + (size_t)N * C, T(0));
   rmsnorm_backward(dres_.data(), dnf.data(), nf_.data(), rstdf_.data(), N, C, C);  // d(x_L)
   for (int l = cfg_.n_layer - 1; l >= 0; l--)                             // d(x_l) from d(x_{l+1})
@@ -105,6 +108,14 @@ double Transformer<T>::flops_per_token(int Tn) const {
   for (const auto& p : layout_.params())
     if (p.role == Role::Matrix || p.role == Role::Head) matrix += double(p.numel);
   return 6.0 * matrix + 12.0 * cfg_.n_layer * Tn * cfg_.d_model;
+}
+
+template <class T>
+std::vector<ScaleSite<T>> Transformer<T>::scale_sites() {
+  std::vector<ScaleSite<T>> out;
+  for (auto& b : blocks_) b.sites(out);
+  final_in_.sites(out);
+  return out;
 }
 
 template class Transformer<float>;

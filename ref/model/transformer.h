@@ -44,6 +44,9 @@ class Transformer {
   // Training FLOPs per token (forward + backward): 6 per matrix weight + attention's 12·L·T·C.
   double flops_per_token(int Tn) const;
 
+  // Every scale vector of the model with its type and fold targets (SCALE_VECTORS.md §3).
+  std::vector<ScaleSite<T>> scale_sites();
+
  private:
   ModelConfig cfg_;
   int max_B_;

@@ -100,28 +100,36 @@ int64_t load_model(const std::string& path, Transformer<T>& model, std::string* 
 }
 
 template <class T>
-void save_state(const std::string& path, const AdamW<T>& opt, const TrainState& s) {
+void save_state(const std::string& path, Optimizer<T>& opt, const TrainState& s) {
   StFile f;
   f.metadata = {{"format", "scalevec"},
                 {"kind", "state"},
                 {"format_version", std::to_string(kCheckpointVersion)},
                 {"step", std::to_string(s.step)},
-                {"adam_t", std::to_string(opt.t)},
+                {"optimizer", opt.name()},
+                {"optimizer_t", std::to_string(opt.t)},
                 {"data_rng", std::to_string(s.data_rng)},
                 {"model_crc32", s.model_crc32},
                 {"corpus_crc32", std::to_string(s.corpus_crc32)},
                 {"train_config", s.train.to_json().dump()}};
-  f.tensors.push_back({"adam.m", make_tensor(opt.m.data(), {(int64_t)opt.m.size()})});
-  f.tensors.push_back({"adam.v", make_tensor(opt.v.data(), {(int64_t)opt.v.size()})});
+  for (auto& [name, buf] : opt.state())
+    f.tensors.push_back({name, make_tensor(buf->data(), {(int64_t)buf->size()})});
   write_safetensors(path, f);
 }
 
+// State files written before the optimizer became selectable hold AdamW's state, with its step
+// count under "adam_t" and no "optimizer" entry.
+static std::string optimizer_of(const StFile& f) {
+  auto it = f.metadata.find("optimizer");
+  return it == f.metadata.end() ? "adamw" : it->second;
+}
+
 // Step, optimizer step count, data RNG and training config from a state file's metadata.
-static TrainState state_of(const StFile& f, const std::string& path, int64_t* adam_t) {
+static TrainState state_of(const StFile& f, const std::string& path, int64_t* opt_t) {
   TrainState s;
   try {
     s.step = std::stoll(meta(f, path, "step"));
-    *adam_t = std::stoll(meta(f, path, "adam_t"));
+    *opt_t = std::stoll(meta(f, path, f.metadata.count("optimizer_t") ? "optimizer_t" : "adam_t"));
     s.data_rng = std::stoull(meta(f, path, "data_rng"));
     s.model_crc32 = meta(f, path, "model_crc32");
     s.corpus_crc32 = (uint32_t)std::stoull(meta(f, path, "corpus_crc32"));
@@ -137,20 +145,29 @@ static TrainState state_of(const StFile& f, const std::string& path, int64_t* ad
 TrainConfig read_train_config(const std::string& path) {
   StFile f = read_safetensors(path);
   check_format(f, path, "state");
-  int64_t adam_t = 0;
-  return state_of(f, path, &adam_t).train;
+  int64_t opt_t = 0;
+  return state_of(f, path, &opt_t).train;
 }
 
 template <class T>
-TrainState load_state(const std::string& path, AdamW<T>& opt) {
+TrainState load_state(const std::string& path, Optimizer<T>& opt) {
   StFile f = read_safetensors(path);
   check_format(f, path, "state");
-  TrainState s = state_of(f, path, &opt.t);
-  for (auto [name, dst] : {std::pair{"adam.m", &opt.m}, std::pair{"adam.v", &opt.v}}) {
-    const StTensor* t = f.find(name);
-    require(t != nullptr, "'{}' lacks tensor '{}'", path, name);
-    tensor_to(*t, dst->data(), dst->size(), fmt::format("'{}': {}", path, name));
+  const std::string saved = optimizer_of(f);
+  require(saved == opt.name(),
+          "'{}' holds the state of optimizer '{}', not of '{}': resume with --optimizer {} (or "
+          "start a new run)", path, saved, opt.name(), saved);
+  int64_t t = 0;
+  TrainState s = state_of(f, path, &t);
+  const auto buffers = opt.state();
+  for (auto& [name, dst] : buffers) {
+    const StTensor* st = f.find(name);
+    require(st != nullptr, "'{}' lacks tensor '{}' of optimizer '{}'", path, name, opt.name());
+    tensor_to(*st, dst->data(), dst->size(), fmt::format("'{}': {}", path, name));
   }
+  require(f.tensors.size() == buffers.size(), "'{}' has {} tensors, optimizer '{}' keeps {}", path,
+          f.tensors.size(), opt.name(), buffers.size());
+  opt.t = t;
   return s;
 }
 
@@ -158,7 +175,9 @@ template std::string save_model<float>(const std::string&, const Transformer<flo
 template std::string save_model<double>(const std::string&, const Transformer<double>&, int64_t);
 template int64_t load_model<float>(const std::string&, Transformer<float>&, std::string*);
 template int64_t load_model<double>(const std::string&, Transformer<double>&, std::string*);
-template void save_state<float>(const std::string&, const AdamW<float>&, const TrainState&);
-template TrainState load_state<float>(const std::string&, AdamW<float>&);
+template void save_state<float>(const std::string&, Optimizer<float>&, const TrainState&);
+template void save_state<double>(const std::string&, Optimizer<double>&, const TrainState&);
+template TrainState load_state<float>(const std::string&, Optimizer<float>&);
+template TrainState load_state<double>(const std::string&, Optimizer<double>&);
 
 }  // namespace scalevec

@@ -1,12 +1,14 @@
 // Checkpoints: a run directory holds
 //   model.safetensors   every parameter tensor by its layout name (e.g. "layers.0.attn.wq"), and
 //                       metadata: format "scalevec", format_version, the model config as JSON, step
-//   state.safetensors   what an exact resume needs besides the weights: AdamW moments m and v (flat,
-//                       in layout order), and metadata: step, the optimizer's step count, the data
-//                       sampler's RNG state and the training config
+//   state.safetensors   what an exact resume needs besides the weights: every buffer of the
+//                       optimizer's state() by its name ("adam.m", "adam.v", "muon.momentum",
+//                       "sgd.momentum"; flat, in layout order), and metadata: step, the optimizer's
+//                       name and step count, the data sampler's RNG state and the training config
 // Both files are written atomically (temporary file, then rename). Loading checks everything and
 // throws Error with the reason: missing or truncated file, corrupted header or data, another
-// format or version, a config that differs from the requested model, missing or extra tensors.
+// format or version, a config that differs from the requested model, missing or extra tensors, the
+// state of another optimizer than the one asked to load it.
 #pragma once
 
 #include <cstdint>
@@ -41,10 +43,12 @@ struct TrainState {
   uint32_t corpus_crc32 = 0;  // checksum of the training text (a resume must use the same)
 };
 
+// The optimizer is not const: state() hands out its buffers (save_state only reads them).
 template <class T>
-void save_state(const std::string& path, const AdamW<T>& opt, const TrainState& s);
+void save_state(const std::string& path, Optimizer<T>& opt, const TrainState& s);
+// Restores opt's buffers and step count; refuses a file written by another optimizer, naming both.
 template <class T>
-TrainState load_state(const std::string& path, AdamW<T>& opt);
+TrainState load_state(const std::string& path, Optimizer<T>& opt);
 // The training config stored in a state file (validated).
 TrainConfig read_train_config(const std::string& path);
 

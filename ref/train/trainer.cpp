@@ -6,10 +6,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "../common.h"
 #include "../rng.h"
 #include "checkpoint.h"
+#include "optim.h"
 #include "schedule.h"
 
 namespace scalevec {
@@ -78,13 +80,13 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
   const bool files = !opts.out_dir.empty();
   require(!opts.resume || files, "resuming needs a run directory");
   Transformer<float> model(mcfg, tcfg.batch);
-  AdamW<float> opt(model.layout(), tcfg.adamw());
+  std::unique_ptr<Optimizer<float>> opt = make_optimizer<float>(model.layout(), tcfg);
   Rng data_rng(derive_seed(tcfg.seed, 1));
   int start = 0;
   if (opts.resume) {
     std::string model_crc;
     const int64_t mstep = load_model(model_path(opts.out_dir), model, &model_crc);
-    TrainState st = load_state(state_path(opts.out_dir), opt);
+    TrainState st = load_state(state_path(opts.out_dir), *opt);
     require(st.step == mstep && st.model_crc32 == model_crc,
             "'{}': state.safetensors (step {}) does not belong to model.safetensors (step {}): "
             "they come from different saves", opts.out_dir, st.step, mstep);
@@ -107,10 +109,10 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
   auto save = [&](int step) {
     if (!files) return;
     const std::string crc = save_model(model_path(opts.out_dir), model, step);
-    save_state(state_path(opts.out_dir), opt, TrainState{step, data_rng.state, tcfg, crc, data.crc32});
+    save_state(state_path(opts.out_dir), *opt, TrainState{step, data_rng.state, tcfg, crc, data.crc32});
   };
 
-  const Schedule sched{tcfg.lr, tcfg.warmup, tcfg.steps, tcfg.min_lr_frac};
+  const Schedule sched = tcfg.lr_schedule();
   const int B = tcfg.batch, Tn = mcfg.context;
   Progress progress(opts.progress, tcfg.steps);
   TrainResult res;
@@ -121,29 +123,34 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
     res.val.push_back({step, v});
     progress.line(fmt::format("step {:>5}: val loss {:.4f}", step, v));
     if (files) metrics << json{{"step", step}, {"val_loss", v}}.dump() << "\n" << std::flush;
+    if (opts.on_val) opts.on_val(step, v);
   };
 
   int step = start;
   while (step < tcfg.steps) {
     if (opts.interrupt && opts.interrupt->load()) break;
+    const auto step_t0 = Clock::now();
     // [snippet:train_step]
     sample_batch(batch, data.train, B, Tn, data_rng);
     const double loss = model.forward(batch.inputs.data(), batch.targets.data(), B, Tn);
     model.zero_grad();
     model.backward();
     const double norm = clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
-    const double lr = sched.at(step);
-    opt.step(model.params.data(), model.grads.data(), lr);
+    const double lr_factor = sched.factor(step);  // ∈ [0, 1], times each base learning rate
+    opt->step(model.params.data(), model.grads.data(), lr_factor);
     // [end]
+    res.step_seconds += std::chrono::duration<double>(Clock::now() - step_t0).count();
+    const double lr = sched.at(step);  // AdamW's (SGD's) learning rate, for the log
     step++;
-    const StepRecord rec{step, loss, lr, norm};
+    const StepRecord rec{step, loss, lr, lr_factor, norm};
     res.steps.push_back(rec);
+    if (opts.on_step) opts.on_step(rec);
     const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
     const double tok_s = double(step - start) * B * Tn / elapsed;
     progress.step(rec, tok_s, elapsed / (step - start) * (tcfg.steps - step));
     if (files)
-      metrics << json{{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-                      {"tok_per_s", tok_s}}.dump() << "\n";
+      metrics << json{{"step", step}, {"loss", loss}, {"lr", lr}, {"lr_factor", lr_factor},
+                      {"grad_norm", norm}, {"tok_per_s", tok_s}}.dump() << "\n";
     if (tcfg.eval_every > 0 && step % tcfg.eval_every == 0 && step < tcfg.steps) val(step);
     if (tcfg.ckpt_every > 0 && step % tcfg.ckpt_every == 0) save(step);
     if (opts.stop_at > 0 && step >= opts.stop_at) break;

@@ -1,5 +1,6 @@
-// The training loop: sample a batch, forward, backward, clip, AdamW step with the scheduled
-// learning rate; evaluate, checkpoint, report progress; resume exactly where a run stopped.
+// The training loop: sample a batch, forward, backward, clip, an optimizer step (AdamW, Muon or SGD)
+// with the scheduled learning rate; evaluate, checkpoint, report progress; resume exactly where a
+// run stopped.
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,8 @@
 
 namespace scalevec {
 
+struct StepRecord;
+
 struct TrainOptions {              // how to run, not what to train (not saved in checkpoints)
   std::string out_dir;             // checkpoints, metrics.jsonl, sample.txt ("" = write nothing)
   bool resume = false;             // continue from out_dir's checkpoint
@@ -24,11 +27,18 @@ struct TrainOptions {              // how to run, not what to train (not saved i
   SampleOptions sample;            // text sample at the end (length 0 = none)
   std::string prompt = "\n";
   const std::atomic<bool>* interrupt = nullptr;  // set by a Ctrl-C handler: checkpoint and stop
+  // Called after each optimizer step and each validation: a caller's own progress display
+  // (`scalevec ablate` shows a whole grid of runs; it turns `progress` off).
+  std::function<void(const StepRecord&)> on_step;
+  std::function<void(int step, double val_loss)> on_val;
 };
 
 struct StepRecord {
   int step;  // 1-based: the number of optimizer steps completed
-  double loss, lr, grad_norm;
+  double loss;
+  double lr;         // AdamW's (SGD's, Muon's AdamW part's) learning rate: TrainConfig::lr · lr_factor
+  double lr_factor;  // the schedule's multiplier of every base learning rate
+  double grad_norm;
 };
 
 struct TrainResult {
@@ -38,6 +48,8 @@ struct TrainResult {
   bool finished = false;           // all configured steps done
   std::string sample;              // generated text (finished runs)
   double seconds = 0, tokens_per_second = 0;
+  double step_seconds = 0;         // part of `seconds` spent in optimizer steps (no evaluation,
+                                   // checkpoints or progress): the cost of the step itself
 };
 
 // Runs (or resumes) training. With opts.resume, the model and training configs must match the

@@ -28,13 +28,15 @@ namespace {
 // 2 layers, d_model 32, 2 heads, d_ff 48, context 16.
 ModelConfig tiny(const std::string& scale) {
   ModelConfig c;
-  c.n_layer = 2, c.d_model = 32, c.n_head = 2, c.d_ff = 48, c.context = 16, c.scale = scale;
+  c.n_layer = 2, c.d_model = 32, c.n_head = 2, c.d_ff = 48, c.context = 16;
+  c.set_scale(scale);
   return c;
 }
 // 1 layer, d_model 8, 2 heads (hs 4), d_ff 8, context 4: small enough for the full Jacobian.
 ModelConfig micro(const std::string& scale) {
   ModelConfig c;
-  c.n_layer = 1, c.d_model = 8, c.n_head = 2, c.d_ff = 8, c.context = 4, c.scale = scale;
+  c.n_layer = 1, c.d_model = 8, c.n_head = 2, c.d_ff = 8, c.context = 4;
+  c.set_scale(scale);
   return c;
 }
 

@@ -861,7 +861,7 @@ TEST(ScaleVector, GammaIsTheParameterAndItsGradientChainsIntoTheBuffer) {
   ParamInfo other;
   other.name = "w", other.shape = {3};
   layout.add(other);  // the scale does not sit at offset 0
-  ScaleVector<double> g(layout, "site.gamma", 5, ScaleParam::Gamma, ScaleType::Output, "why");
+  ScaleVector<double> g(layout, "site", "gamma", 5, ScaleParam::Gamma, {ScaleType::Output, "why", false});
   ASSERT_EQ(layout.total(), 8u);
   const ParamInfo& p = layout.get("site.gamma");
   EXPECT_EQ(p.offset, 3u);
@@ -883,26 +883,26 @@ TEST(ScaleVector, GammaIsTheParameterAndItsGradientChainsIntoTheBuffer) {
   loss();
   Vec grads(8, 0), grads2(8, 0);
   std::copy(w.begin(), w.end(), g.grad());  // what the ops would accumulate into dγ
-  g.backward(grads.data());
+  g.backward(params.data(), grads.data());
   for (int c = 0; c < 5; c++) EXPECT_EQ(g.grad()[c], 0.0) << "dγ not cleared after backward";
   expect_pass(fd("ScaleVector gamma d=5", params, grads, loss, all_indices(8)), "ScaleVector");
   for (int r = 0; r < 2; r++) {
     std::copy(w.begin(), w.end(), g.grad());
-    g.backward(grads2.data());
+    g.backward(params.data(), grads2.data());
   }
   expect_doubled(grads, grads2, all_indices(8), "ScaleVector");
 }
 
 TEST(ScaleVector, NoneIsTheIdentityWithoutParameters) {
   ParamLayout layout;
-  ScaleVector<double> g(layout, "site.gamma", 4, ScaleParam::None, ScaleType::Input, "columns");
+  ScaleVector<double> g(layout, "site", "gamma", 4, ScaleParam::None, {ScaleType::Input, "columns", false});
   EXPECT_EQ(layout.total(), 0u);
   EXPECT_TRUE(layout.params().empty());
   EXPECT_TRUE(g.identity());
   const double* gamma = g.forward(nullptr);
   for (int c = 0; c < 4; c++) EXPECT_EQ(gamma[c], 1.0);
   g.grad()[0] = 3;
-  g.backward(nullptr);  // no parameters: nothing to write, dγ cleared
+  g.backward(nullptr, nullptr);  // no parameters: nothing to write, dγ cleared
   EXPECT_EQ(g.grad()[0], 0.0);
   EXPECT_EQ(parse_scale_param("none"), ScaleParam::None);
   EXPECT_EQ(parse_scale_param(scale_param_name(ScaleParam::Gamma)), ScaleParam::Gamma);
@@ -923,7 +923,9 @@ struct InputSideCase {
   InputSideScale<double> site;
   Vec params, x, n, rstd, W, z, dz;
   explicit InputSideCase(ScaleParam kind)
-      : site(layout, "layers.0.attn_norm", C, kind, {"attn.wq", "attn.wk", "attn.wv"}, N) {
+      : site(layout, "layers.0.attn_norm", C, kind,
+             {{"q", "attn.wq", false}, {"k", "attn.wk", false}, {"v", "attn.wv", false}}, false,
+             false, N) {
     Rng rng(1000);
     params = uniform(rng, layout.total(), 0.5, 1.5);  // γ ≠ 1
     x = away_from_zero(rng, N * C);
@@ -949,7 +951,7 @@ struct InputSideCase {
       linear_backward(site.dinput(f), dW.data() + f * OC * C, dz.data() + f * OC, site.input(f),
                       W.data() + f * OC * C, N, C, OC, kBranches * OC);
     Vec dn(N * C, 0);
-    site.backward(dparams.data(), dn.data(), N);
+    site.backward(params.data(), dparams.data(), dn.data(), N);
     rmsnorm_backward(dx.data(), dn.data(), n.data(), rstd.data(), N, C, C);
   }
 };
@@ -982,7 +984,8 @@ TEST(InputSideScale, DgammaIsRowSumOfDoutTimesNormalizedInput) {
   const double eps = 1e-5;
   ParamLayout layout;
   InputSideScale<double> site(layout, "layers.0.mlp_norm", C, ScaleParam::Gamma,
-                              {"mlp.w_gate", "mlp.w_up"}, N);
+                              {{"gate", "mlp.w_gate", false}, {"up", "mlp.w_up", false}}, false,
+                              false, N);
   Rng rng(12);
   const Vec params = uniform(rng, C, 0.5, 1.5), x = away_from_zero(rng, N * C);
   const Vec da_gate = normal(rng, N * C), da_up = normal(rng, N * C);
@@ -992,7 +995,7 @@ TEST(InputSideScale, DgammaIsRowSumOfDoutTimesNormalizedInput) {
   site.zero_grad(N);
   for (int i = 0; i < N * C; i++) site.dinput(0)[i] += da_gate[i];
   for (int i = 0; i < N * C; i++) site.dinput(1)[i] += da_up[i];
-  site.backward(grads.data(), dn.data(), N);
+  site.backward(params.data(), grads.data(), dn.data(), N);
   for (int c = 0; c < C; c++) {
     long double want = 0, mag = 0;
     for (int r = 0; r < N; r++) {
@@ -1013,7 +1016,10 @@ TEST(InputSideScale, DgammaIsRowSumOfDoutTimesNormalizedInput) {
 TEST(InputSideScale, LayoutTagsAndIdentity) {
   ParamLayout layout;
   InputSideScale<double> site(layout, "layers.1.attn_norm", 6, ScaleParam::Gamma,
-                              {"layers.1.attn.wq", "layers.1.attn.wk", "layers.1.attn.wv"}, 2);
+                              {{"q", "layers.1.attn.wq", false},
+                               {"k", "layers.1.attn.wk", false},
+                               {"v", "layers.1.attn.wv", false}},
+                              false, false, 2);
   ASSERT_EQ(layout.params().size(), 1u);
   const ParamInfo& p = layout.params()[0];
   EXPECT_EQ(p.name, "layers.1.attn_norm.gamma");
@@ -1022,7 +1028,8 @@ TEST(InputSideScale, LayoutTagsAndIdentity) {
   EXPECT_EQ(p.fold, "columns of layers.1.attn.wq layers.1.attn.wk layers.1.attn.wv");
 
   ParamLayout empty;
-  InputSideScale<double> none(empty, "final_norm", 6, ScaleParam::None, {"head"}, 2);
+  InputSideScale<double> none(empty, "final_norm", 6, ScaleParam::None, {{"head", "head", false}},
+                              false, false, 2);
   EXPECT_EQ(empty.total(), 0u);
   const Vec n(12, 0.25);
   none.forward(nullptr, n.data(), 2);

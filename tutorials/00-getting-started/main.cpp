@@ -34,9 +34,11 @@ int main(int argc, char** argv) {
     // 2. Model: parameters in one buffer, initialised from the seed; AdamW and the schedule.
     Transformer<float> model(cfg, batch);
     model.init(42);
+    const double peak_lr = 3e-3;
     AdamWConfig ac;  // weight decay 0.1 on matrices and head, none on gains (policy "none")
+    ac.lr = peak_lr;  // the schedule multiplies it by a factor in [0, 1]
     AdamW<float> opt(model.layout(), ac);
-    const Schedule sched{3e-3, steps / 10, steps, 0.1};
+    const Schedule sched{peak_lr, steps / 10, steps, 0.1};  // warmup 10%, cosine down to 10%
     std::printf("model: %zu parameters; a uniform guess costs ln 256 = %.3f nats per byte\n",
                 model.layout().total(), std::log(256.0));
     const double val0 = evaluate(model, data.val, batch, 4);
@@ -51,7 +53,7 @@ int main(int argc, char** argv) {
       model.zero_grad();
       model.backward();                                              // d loss / d every parameter
       double norm = clip_grad_norm(model.grads.data(), model.grads.size(), 1.0);
-      opt.step(model.params.data(), model.grads.data(), sched.at(step));
+      opt.step(model.params.data(), model.grads.data(), sched.factor(step));
       if ((step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0)
         std::printf("step %4d  train loss %.4f  grad norm %.3f  lr %.2e\n", step + 1, loss, norm,
                     sched.at(step));

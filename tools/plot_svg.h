@@ -1,0 +1,32 @@
+// A small line plot written as a self-contained SVG file: lines with an optional band around each
+// (e.g. the mean over seeds and their min..max), axes with "nice" ticks and labels, a title, and a
+// legend beside the plot. Written by hand so that looking at results needs no plotting package;
+// any browser or image viewer shows the file.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace scalevec {
+
+struct PlotSeries {
+  std::string label;           // legend text
+  std::vector<double> x, y;    // the line, x increasing
+  std::vector<double> lo, hi;  // optional band around the line (empty, or one per x)
+  bool emphasize = false;      // draw in black and thicker (e.g. the baseline of a comparison)
+};
+
+struct LinePlot {
+  std::string title, subtitle, xlabel, ylabel, legend_title;
+  double xmin = 0, xmax = 1, ymin = 0, ymax = 1;  // the visible ranges: the caller chooses them,
+                                                  // and whatever falls outside is clipped
+  std::vector<PlotSeries> series;
+};
+
+// The complete SVG document.
+std::string render_svg(const LinePlot& plot);
+
+// Tick positions inside [lo, hi] at a step of 1, 2 or 5 times a power of ten, about `target` of them.
+std::vector<double> nice_ticks(double lo, double hi, int target = 6);
+
+}  // namespace scalevec
