@@ -759,4 +759,73 @@ TEST_F(Cli, InspectBadArchitecture) {
   expect_error(run({"inspect", "--layers", "0"}), "layers");
 }
 
+// ================================================================================================
+// Scale strategies, architecture switches and optimizers on the command line.
+
+TEST_F(Cli, UnifiedImpliesIwdUnlessGiven) {
+  Result r = run(train_args("u", {"--steps", "2", "--scale", "unified"}));
+  EXPECT_OK(r);
+  EXPECT_NE(r.err.find("scale=unified, wd-policy=iwd"), std::string::npos) << r;
+  r = run(train_args("v", {"--steps", "2", "--scale", "unified", "--wd-policy", "none"}));
+  EXPECT_OK(r);
+  EXPECT_NE(r.err.find("scale=unified, wd-policy=none"), std::string::npos) << r;
+}
+
+TEST_F(Cli, ComponentFlagsMakeACustomStrategyStoredInTheCheckpoint) {
+  train_ok("c", {"--steps", "2", "--scale", "hg", "--dp", "q,up", "--qk-norm"});
+  const Result r = run({"inspect", "--ckpt", path("c")});
+  EXPECT_OK(r);
+  for (const char* want : {"scale strategy: custom", "hg true", "dp q,up", "qk-norm true",
+                           "layers.0.attn_norm.q.gamma", "layers.0.attn.q_dp.u",
+                           "layers.0.attn.q_norm.gamma"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r;
+}
+
+TEST_F(Cli, DnpAndQkNormTogetherAreRefused) {
+  expect_error(run(train_args("r", {"--steps", "2", "--scale", "dnp", "--qk-norm"})),
+               "already is a QK-Norm");
+}
+
+TEST_F(Cli, UnknownBranchIsRefused) {
+  expect_error(run(train_args("r", {"--steps", "2", "--dp", "q,x"})), "unknown branch 'x'");
+}
+
+TEST_F(Cli, NoScalesCannotBePlaced) {
+  expect_error(run(train_args("r", {"--steps", "2", "--scale", "none", "--hg"})),
+               "no scale vectors to place");
+}
+
+TEST_F(Cli, InspectUnifiedListsTypesAndShare) {
+  const Result r = run({"inspect", "--scale", "unified", "--wd-policy", "iwd"});
+  EXPECT_OK(r);
+  for (const char* want : {"layers.0.attn.q_dnp.beta", "Output", "Input", "rows of layers.0.attn.wv",
+                           "scale vectors 7329", "of all"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r;
+}
+
+TEST_F(Cli, InspectMarksCancelledMagnitudes) {
+  const Result r = run({"inspect", "--scale", "unified", "--keep-cancelled-magnitude"});
+  EXPECT_OK(r);
+  EXPECT_NE(r.out.find("note: layers.0.attn_norm.q.beta: gradient structurally zero"),
+            std::string::npos) << r;
+}
+
+TEST_F(Cli, GradcheckEveryPresetPasses) {
+  for (const auto& preset : {"hg", "dp", "dnp", "magdir", "magdir-normalized", "unified"}) {
+    const Result r = run({"gradcheck", "--scale", preset, "--layers", "1", "--d-model", "16",
+                          "--heads", "2", "--d-ff", "16", "--context", "8", "--batch", "2", "--seq",
+                          "8", "--samples", "6", "--threads", "1"});
+    EXPECT_OK(r);
+    EXPECT_NE(r.out.find("PASS"), std::string::npos) << preset << "\n" << r;
+  }
+}
+
+TEST_F(Cli, OptimizersAndSchedulesRunAndResumeOnlyWithTheirOwnState) {
+  train_ok("m", {"--steps", "4", "--stop-at", "2", "--optimizer", "muon", "--schedule", "wsd"});
+  expect_error(run(train_args("m", {"--steps", "4", "--resume", "--optimizer", "adamw"})),
+               "optimizer");
+  EXPECT_OK(run(train_args("m", {"--steps", "4", "--resume"})));
+  train_ok("s", {"--steps", "3", "--optimizer", "sgd", "--schedule", "constant"});
+}
+
 }  // namespace
