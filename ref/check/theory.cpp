@@ -68,6 +68,12 @@ void randomize_scales(Transformer<double>& m, uint64_t seed) {
       for (size_t i = 0; i < p.numel; i++) m.params[p.offset + i] = 0.5 + rng.uniform();
 }
 
+double random_model_gradient(Transformer<double>& m, uint64_t seed) {
+  m.init(seed);
+  randomize_scales(m, seed + 1);
+  return loss_and_grad(m, Batch2(seed + 2));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Folding.
 

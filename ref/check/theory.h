@@ -28,6 +28,10 @@ ModelConfig theory_config(const ScaleConfig& sc);
 // no check passes because a scale happens to be 1.
 void randomize_scales(Transformer<double>& m, uint64_t seed);
 
+// A model of theory_config(sc) with the given norm eps: initialised from `seed`, random scales,
+// and the gradient of a random batch (2 x 8 tokens) in m.grads. Returns the loss.
+double random_model_gradient(Transformer<double>& m, uint64_t seed);
+
 // ---- 1. folding
 struct FoldResult {
   std::string site;      // e.g. "layers.0.attn_norm"

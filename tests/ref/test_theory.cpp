@@ -174,14 +174,7 @@ TEST(ZeroGradients, MarkedParametersAndOnlyThose) {
     ModelConfig cfg = theory_config(c.sc);
     cfg.norm_eps = 1e-30;  // the cancellation is exact up to eps (eps vs mean(x²) ~ 1e-6 here)
     Transformer<double> m(cfg, 2);
-    m.init(3);
-    randomize_scales(m, 4);
-    Rng rng(5);
-    std::vector<int32_t> tok(16), tgt(16);
-    for (int i = 0; i < 16; i++) tok[i] = int32_t(rng.below(256)), tgt[i] = int32_t(rng.below(256));
-    m.forward(tok.data(), tgt.data(), 2, 8);
-    m.zero_grad();
-    m.backward();
+    random_model_gradient(m, 3);
     double typical = 0;
     for (const auto& p : m.layout().params())
       if (p.role == Role::Scale && p.note.empty())

@@ -6,136 +6,22 @@
 // nothing; a grid stopped between runs and interrupted inside a run (SIGINT) ends with bit-identical
 // results to an uninterrupted one; bad arms and arms with different token counts get a one-line
 // error.
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-extern char** environ;
+#include "cli_util.h"
 
 namespace {
 
-namespace fs = std::filesystem;
-using json = nlohmann::json;
-using Args = std::vector<std::string>;
-
-Args operator+(Args a, const Args& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void write_file(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
-
-std::vector<std::string> lines_of(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
-
-// ------------------------------------------------------------------------------------------------
-// Running the binary: stdout and stderr go to files in the test's directory, which the test reads
-// while the process runs (to interrupt it at a known point) and after it ends.
-
-struct Result {
-  int code = -1;  // exit code, or -1 when ended by a signal
-  std::string out, err;
-};
-
-std::ostream& operator<<(std::ostream& os, const Result& r) {
-  return os << "exit " << r.code << "\n--- stdout ---\n" << r.out << "--- stderr ---\n" << r.err
-            << "--------------";
-}
-
-class Child {
- public:
-  Child(const Args& args, const fs::path& dir) : out_(dir / "stdout.txt"), err_(dir / "stderr.txt") {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    // Default SIGINT handling in the child, whatever the test runner set.
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t def;
-    sigemptyset(&def);
-    sigaddset(&def, SIGINT);
-    posix_spawnattr_setsigdefault(&attr, &def);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
-    std::vector<std::string> argv_s = Args{SCALEVEC_EXE} + args;
-    std::vector<char*> argv;
-    for (auto& s : argv_s) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], &fa, &attr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-  }
-  ~Child() {
-    if (pid_ > 0) kill(pid_, SIGKILL), waitpid(pid_, nullptr, 0);
-  }
-  pid_t pid() const { return pid_; }
-  std::string err_so_far() const { return read_file(err_); }
-
-  // Waits up to `seconds` for `text` on stderr; false if the process ended or time ran out first.
-  bool wait_for(const std::string& text, double seconds) const {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (std::chrono::steady_clock::now() < end) {
-      if (err_so_far().find(text) != std::string::npos) return true;
-      if (waitpid(pid_, nullptr, WNOHANG) != 0) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return false;
-  }
-
-  Result finish() {
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(out_), read_file(err_)};
-  }
-
- private:
-  fs::path out_, err_;
-  pid_t pid_ = -1;
-};
-
-// Bad input: a non-zero exit (not a crash) with a single error line "error: ...", mentioning
-// `what`, as the last line of stderr.
-void expect_error(const Result& r, const std::string& what) {
-  EXPECT_GT(r.code, 0) << r;
-  EXPECT_LT(r.code, 128) << "crash-like exit code: " << r;
-  const auto lines = lines_of(r.err);
-  ASSERT_FALSE(lines.empty()) << r;
-  EXPECT_EQ(lines.back().rfind("error: ", 0), 0u) << r;
-  EXPECT_NE(lines.back().find(what), std::string::npos) << "should mention '" << what << "': " << r;
-  int error_lines = 0;
-  for (const auto& l : lines) error_lines += l.find("error") != std::string::npos;
-  EXPECT_EQ(error_lines, 1) << r;
-}
+using namespace cli;
 
 // ------------------------------------------------------------------------------------------------
 // Reading a grid's outputs.
@@ -233,7 +119,7 @@ class Ablate : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  Result run(const Args& args) { return Child(args, dir_).finish(); }
+  Result run(const Args& args) { return Child(args).finish(); }
 
   // `scalevec ablate` into dir/<out> with `extra` ablate flags and the common train flags.
   Args grid(const std::string& out, const Args& extra, int steps, int eval_every) const {
@@ -248,12 +134,6 @@ class Ablate : public ::testing::Test {
 
   fs::path dir_;
 };
-
-#define EXPECT_OK(r)                                      \
-  do {                                                    \
-    const Result& r_ok_ = (r);                            \
-    EXPECT_EQ(r_ok_.code, 0) << r_ok_;                    \
-  } while (0)
 
 // ================================================================================================
 
@@ -350,7 +230,7 @@ TEST_F(Ablate, InterruptedGridEndsLikeAnUninterruptedOne) {
 
   // ...then interrupted inside the second run (Ctrl-C)...
   {
-    Child c(two_by_two("b", steps, eval_every), dir_);
+    Child c(two_by_two("b", steps, eval_every));
     ASSERT_GT(c.pid(), 0);
     ASSERT_TRUE(c.wait_for("run 2/4 none seed 1 | step 100/1000", 60)) << c.err_so_far();
     ASSERT_EQ(kill(c.pid(), SIGINT), 0);

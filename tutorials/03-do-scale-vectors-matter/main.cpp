@@ -52,12 +52,6 @@ int main(int argc, char** argv) {
   ok &= differ == 0;
 
   std::printf("\n3. training: baseline vs none\n");
-  try {
-    const TextData data = load_data("", cb.context);
-    chapter::compare({{"baseline", cb}, {"none (no scale vectors)", cn}}, data, steps, seeds);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
+  if (!chapter::experiment({{"baseline", cb}, {"none (no scale vectors)", cn}}, steps, seeds)) return 2;
   return ok ? 0 : 1;
 }

@@ -90,16 +90,11 @@ int main(int argc, char** argv) {
   // [end]
 
   std::printf("\n4. training a QK-Norm model: weight decay on no gain / Input gains / all gains\n");
-  try {
-    ModelConfig qk = chapter::model("baseline");
-    qk.sc.qk_norm = true;
-    const TextData data = load_data("", qk.context);
-    chapter::compare({{"qk-norm, wd none", qk, "none"}, {"qk-norm, wd iwd", qk, "iwd"},
-                      {"qk-norm, wd all", qk, "all"}},
-                     data, steps, seeds);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+  ModelConfig qk = chapter::model("baseline");
+  qk.sc.qk_norm = true;
+  if (!chapter::experiment({{"qk-norm, wd none", qk, "none"}, {"qk-norm, wd iwd", qk, "iwd"},
+                            {"qk-norm, wd all", qk, "all"}},
+                           steps, seeds))
     return 2;
-  }
   return ok ? 0 : 1;
 }

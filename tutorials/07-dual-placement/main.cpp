@@ -13,7 +13,6 @@
 
 #include "../common/chapter.h"
 #include "ref/check/theory.h"
-#include "ref/rng.h"
 
 using namespace scalevec;
 
@@ -49,14 +48,7 @@ int main(int argc, char** argv) {
   ModelConfig cfg = theory_config(sc);
   cfg.norm_eps = 1e-14;
   Transformer<double> m(cfg, 2);
-  m.init(3);
-  randomize_scales(m, 4);
-  Rng rng(5);
-  std::vector<int32_t> tok(16), tgt(16);
-  for (int i = 0; i < 16; i++) tok[i] = int32_t(rng.below(256)), tgt[i] = int32_t(rng.below(256));
-  m.forward(tok.data(), tgt.data(), 2, 8);
-  m.zero_grad();
-  m.backward();
+  random_model_gradient(m, 3);
   for (const auto& p : m.layout().params()) {
     if (!p.name.ends_with(".beta") || p.name.find("layers.0.") != 0) continue;
     const double g = m.grads[p.offset];
@@ -65,14 +57,9 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n4. training: baseline vs dp vs dnp\n");
-  try {
-    const TextData data = load_data("", chapter::model("baseline").context);
-    chapter::compare({{"baseline", chapter::model("baseline")}, {"dp", chapter::model("dp")},
-                      {"dnp", chapter::model("dnp")}},
-                     data, steps, seeds);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+  if (!chapter::experiment({{"baseline", chapter::model("baseline")}, {"dp", chapter::model("dp")},
+                            {"dnp", chapter::model("dnp")}},
+                           steps, seeds))
     return 2;
-  }
   return ok ? 0 : 1;
 }

@@ -10,7 +10,6 @@
 
 #include "../common/chapter.h"
 #include "ref/check/theory.h"
-#include "ref/rng.h"
 
 using namespace scalevec;
 
@@ -31,14 +30,7 @@ int main(int argc, char** argv) {
   std::printf("\n2. magdir-normalized: αᵀ ∂L/∂α over every direction α of a random model\n");
   ModelConfig cfg = theory_config(scale_preset("magdir-normalized"));
   Transformer<double> m(cfg, 2);
-  m.init(3);
-  randomize_scales(m, 4);
-  Rng rng(5);
-  std::vector<int32_t> tok(16), tgt(16);
-  for (int i = 0; i < 16; i++) tok[i] = int32_t(rng.below(256)), tgt[i] = int32_t(rng.below(256));
-  m.forward(tok.data(), tgt.data(), 2, 8);
-  m.zero_grad();
-  m.backward();
+  random_model_gradient(m, 3);
   double worst = 0;
   for (const auto& p : m.layout().params()) {
     if (!p.name.ends_with(".alpha")) continue;
@@ -53,14 +45,9 @@ int main(int argc, char** argv) {
   ok &= worst < 1e-10;
 
   std::printf("\n3. training: baseline vs magdir vs magdir-normalized\n");
-  try {
-    const TextData data = load_data("", chapter::model("baseline").context);
-    chapter::compare({{"baseline", chapter::model("baseline")}, {"magdir", chapter::model("magdir")},
-                      {"magdir-normalized", chapter::model("magdir-normalized")}},
-                     data, steps, seeds);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+  if (!chapter::experiment({{"baseline", chapter::model("baseline")}, {"magdir", chapter::model("magdir")},
+                            {"magdir-normalized", chapter::model("magdir-normalized")}},
+                           steps, seeds))
     return 2;
-  }
   return ok ? 0 : 1;
 }

@@ -75,14 +75,9 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n3. training: baseline (no decay on gains) vs unified (with iwd)\n");
-  try {
-    const TextData data = load_data("", chapter::model("baseline").context);
-    chapter::compare({{"baseline", chapter::model("baseline"), "none"},
-                      {"unified", chapter::model("unified"), "iwd"}},
-                     data, steps, seeds);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
-  return 0;
+  return chapter::experiment({{"baseline", chapter::model("baseline"), "none"},
+                              {"unified", chapter::model("unified"), "iwd"}},
+                             steps, seeds)
+             ? 0
+             : 2;
 }

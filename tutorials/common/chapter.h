@@ -76,4 +76,15 @@ inline void compare(const std::vector<Arm>& arms, const TextData& data, int step
               steps, seeds);
 }
 
+// compare() on the fortunes corpus; false (after a one-line error) if the corpus is missing.
+inline bool experiment(const std::vector<Arm>& arms, int steps, int seeds) {
+  try {
+    compare(arms, load_data("", arms.at(0).model.context), steps, seeds);
+    return true;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return false;
+  }
+}
+
 }  // namespace scalevec::chapter
