@@ -10,9 +10,7 @@ bool available(std::string* why = nullptr);
 // One line describing device 0 ("NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB"), or the reason there
 // is none.
 std::string describe();
-
-// RMSNorm forward on the device (the first mirrored op): n = x / sqrt(mean(x²) + eps), fp32.
-// Host arrays in and out; used by the GPU test suite against ref/ops/rmsnorm.h.
-void rmsnorm_forward_host(float* n, float* rstd, const float* x, int N, int C, float eps);
+// Waits for every kernel launched so far (for timing); checked.
+void synchronize();
 
 }  // namespace scalevec::gpu

@@ -137,7 +137,8 @@ std::string refused_flag(const std::string& flag, bool common) {
     return "all arms train on the same data: give --data once, as a common flag (after --)";
   if (flag == "--out" || flag == "--resume" || flag == "--force" || flag == "--stop-at")
     return "ablate chooses each run's directory and resumes runs itself";
-  if (flag == "--preset" || flag == "--threads") return "it is an option of ablate itself";
+  if (flag == "--preset" || flag == "--threads" || flag == "--device")
+    return "it is an option of ablate itself";
   return "";
 }
 
@@ -446,7 +447,7 @@ std::string write_grid_reports(const std::string& out, const Grid& g) {
 }
 
 struct Args {
-  std::string out, arms, arms_file, seeds, preset = "tiny", baseline, common;
+  std::string out, arms, arms_file, seeds, preset = "tiny", baseline, common, device = "cpu";
   std::vector<std::string> arm, common_words;
   bool allow_different_tokens = false, force = false;
   int threads = 0, stop_after_runs = 0;
@@ -541,7 +542,7 @@ Plan define_grid(const Args& a, const std::vector<std::string>& argv, bool prese
 // Trains (or resumes) one run; true when it finished, false when it was interrupted (Ctrl-C).
 // A finished run gets result.json; an interrupted one keeps its training time in timing.json.
 bool train_run(const ArmDef& arm, uint64_t seed, const std::string& dir, const TextData& data,
-               GridProgress& progress) {
+               const std::string& device, GridProgress& progress) {
   const bool resume = fs::exists(model_path(dir)) && fs::exists(state_path(dir));
   if (resume) progress.line(progress.label() + ": resuming from its checkpoint");
   TrainConfig tcfg = arm.train;
@@ -551,6 +552,8 @@ bool train_run(const ArmDef& arm, uint64_t seed, const std::string& dir, const T
   opts.interrupt = &g_interrupt;
   opts.on_step = [&](const StepRecord& r) { progress.step(r); };
   opts.on_val = [&](int, double v) { progress.val(v); };
+  const std::unique_ptr<StepEngine> engine = make_engine(device, arm.model, tcfg);
+  opts.engine = engine.get();
   const TrainResult res = train(arm.model, tcfg, data, opts);
 
   Timing t = read_timing(dir);
@@ -606,7 +609,7 @@ int run_grid(const Args& a, const Plan& p) {
     }
     const auto key = std::pair{arm.train.data, arm.model.context};
     if (!data.count(key)) data.emplace(key, load_data(key.first, key.second));
-    const bool finished = !g_interrupt.load() && train_run(arm, runs[i].seed, runs[i].dir, data.at(key), progress);
+    const bool finished = !g_interrupt.load() && train_run(arm, runs[i].seed, runs[i].dir, data.at(key), a.device, progress);
     write_grid_reports(a.out, p.grid);
     if (!finished) {
       progress.line("interrupted; resume with: " + resume_hint);
@@ -661,6 +664,7 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
   cmd->add_flag("--force", a->force, "redefine arms whose flags changed since grid.json, deleting "
                 "their runs");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
+  add_device_option(cmd, a->device);
   cmd->add_option("--stop-after-runs", a->stop_after_runs,
                   "stop (resumably) after training this many runs")->check(at_least(1));
   std::string builtin;
@@ -669,7 +673,7 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
   cmd->footer(
       "Built-in arms:" + builtin +
       "\n\nArm flags are parsed exactly as `scalevec train` parses them; --seed, --out, --resume, "
-      "--preset and --threads are ablate's own, and --data may only be a common flag. Every run sees "
+      "--preset, --threads and --device are ablate's own, and --data may only be a common flag. Every run sees "
       "the same tokens: arms that change --steps, --batch or --context are refused. An arm of an "
       "existing grid must keep its definition (or --force). Unless given, --ckpt-every is "
       "--eval-every, so a killed grid loses little.\n\nExamples:\n"

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,11 @@
 #include "ref/train/data.h"
 #include "ref/train/optim.h"
 #include "ref/train/safetensors.h"
+#ifdef SCALEVEC_HAVE_CUDA
+#include "gpu/device.h"
+#include "gpu/model.h"
+#include "gpu/optim.h"
+#endif
 
 namespace scalevec {
 
@@ -47,6 +53,9 @@ struct BenchArgs {
   std::string python = SCALEVEC_PYTHON;
   std::string json_out;
   std::string keep_dir;  // "" = temporary directories, removed at the end
+  std::string device = "cpu";  // cpu | cuda: where both sides train
+  bool torch_compile = false;  // also time PyTorch with torch.compile
+  double peak_tflops = 0;      // > 0: print model FLOP utilisation against this peak
 };
 
 double median(std::vector<double> v) {
@@ -109,7 +118,12 @@ std::string python_env(int threads) {
                      shell_quote(SCALEVEC_OPENBLAS_LIBDIR), threads);
 }
 
-std::string torch_script() { return std::string(SCALEVEC_SOURCE_DIR) + "/tools/torch_ref.py"; }
+// The PyTorch peer in the source tree; SCALEVEC_SOURCE_DIR in the environment overrides the tree
+// this binary was built from (a binary carried to another machine, see tools/gpu-check.sh).
+std::string torch_script() {
+  const char* env = std::getenv("SCALEVEC_SOURCE_DIR");
+  return std::string(env && *env ? env : SCALEVEC_SOURCE_DIR) + "/tools/torch_ref.py";
+}
 
 // Fails early, in one line, when the PyTorch side cannot run. Returns torch's version.
 std::string check_torch(const std::string& python, int threads) {
@@ -132,7 +146,8 @@ std::vector<std::string> split_presets(const std::string& s) {
     if (!item.empty()) out.push_back(item);
   require(!out.empty(), "--presets '{}' names no preset (expected a list like tiny,small)", s);
   for (const auto& p : out)
-    require(p == "tiny" || p == "small", "unknown preset '{}' in --presets (expected tiny, small)", p);
+    require(p == "tiny" || p == "small" || p == "gpt2",
+            "unknown preset '{}' in --presets (expected {})", p, model_preset_names());
   return out;
 }
 
@@ -194,19 +209,50 @@ std::vector<double> time_ours(Transformer<float>& model, AdamW<float>& opt, cons
   return times;
 }
 
+#ifdef SCALEVEC_HAVE_CUDA
+// The same step on the GPU (gpu/model.h, gpu/optim.h), synchronised at its end so that the time
+// covers all of its kernels. Sets *loss0 to the loss of the initial weights.
+std::vector<double> time_ours_gpu(gpu::GpuTransformer& model, gpu::GpuOptimizer& opt,
+                                  const TrainConfig& tcfg, const Batch& batch, const BenchArgs& a,
+                                  const std::string& what) {
+  const int B = batch.B, Tn = batch.T;
+  Progress progress;
+  std::vector<double> times;
+  gpu::DeviceArray<float> partial;
+  for (int i = 0; i < a.warmup + a.steps; i++) {
+    gpu::synchronize();
+    const auto t0 = Clock::now();
+    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), B, Tn);
+    model.zero_grad();
+    model.backward();
+    gpu::clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip, partial);
+    opt.step(model.params.data(), model.grads.data(), 1.0);
+    gpu::synchronize();
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (i >= a.warmup) times.push_back(dt);
+    progress.show(fmt::format("[bench] {}: scalevec cuda {} {}/{}: {:.1f} ms, loss {:.4f}", what,
+                              i < a.warmup ? "warmup" : "step", i + 1, a.warmup + a.steps,
+                              dt * 1e3, loss));
+  }
+  progress.done();
+  return times;
+}
+#endif
+
 // The same steps in PyTorch: torch_ref.py bench on the checkpoint and batch in `dir`, a fresh
 // process each round, starting from the initial weights. Returns its initial loss and step times.
 std::pair<double, std::vector<double>> time_torch(const std::string& dir, const TrainConfig& tcfg,
-                                                  const BenchArgs& a, int threads) {
+                                                  const BenchArgs& a, int threads, bool compile) {
   const std::string cmd = fmt::format(
       "{}{} {} bench --dir {} --steps {} --warmup {} --threads {} --lr {:.17g} --beta1 {:.17g} "
       "--beta2 {:.17g} --eps {:.17g} --weight-decay {:.17g} --wd-policy {} --grad-clip {:.17g}{}",
       python_env(threads), shell_quote(a.python), shell_quote(torch_script()), shell_quote(dir),
       a.steps, a.warmup, threads, tcfg.lr, tcfg.beta1, tcfg.beta2, tcfg.adam_eps,
       tcfg.weight_decay, tcfg.wd_policy, tcfg.grad_clip, tcfg.wd_embed ? " --decay-embeddings" : "");
+  const std::string full = cmd + " --device " + a.device + (compile ? " --compile" : "");
   int status = 0;
-  const std::string out = capture(cmd, &status);
-  require(status == 0, "the PyTorch benchmark failed (exit {}): {}", status, cmd);
+  const std::string out = capture(full, &status);
+  require(status == 0, "the PyTorch benchmark failed (exit {}): {}", status, full);
   // The result is the last line of stdout, one JSON object.
   const size_t start = out.rfind('{');
   require(start != std::string::npos, "no JSON result from the PyTorch benchmark: '{}'", out);
@@ -256,8 +302,9 @@ struct PresetResult {
   int B = 0, Tn = 0;
   size_t params = 0;
   double flops_per_token = 0;
-  Timing ours, torch;
-  bool has_torch = false;
+  Timing ours, torch, torch_compiled;
+  bool has_torch = false, has_compiled = false;
+  std::string device;
 };
 
 PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threads) {
@@ -265,14 +312,28 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   const TrainConfig tcfg = train_preset(name);
   PresetResult r;
   r.preset = name, r.B = tcfg.batch, r.Tn = mcfg.context;
-  Transformer<float> model(mcfg, r.B);
+  const bool cuda = a.device == "cuda";
+  r.device = cuda ? "cuda" : "cpu";
+  // On the GPU the CPU model only initialises and saves the weights (no activations).
+  Transformer<float> model(mcfg, cuda ? 0 : r.B);
   model.init(derive_seed(tcfg.seed, 0));  // the trainer's initialization
   r.params = model.layout().total();
   r.flops_per_token = model.flops_per_token(r.Tn);
   const Batch batch = bench_batch(r.B, r.Tn, tcfg.seed, &r.batch_source);
   fmt::print(stderr, "[bench] {}: {} parameters, batch {}x{} from {}\n", name, r.params, r.B,
              r.Tn, r.batch_source);
-  const double loss0 = model.forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
+#ifdef SCALEVEC_HAVE_CUDA
+  std::unique_ptr<gpu::GpuTransformer> gmodel;
+  if (cuda) {
+    gmodel = std::make_unique<gpu::GpuTransformer>(mcfg, r.B);
+    gmodel->set_params(model.params);
+  }
+#endif
+  double loss0 = 0;
+#ifdef SCALEVEC_HAVE_CUDA
+  if (cuda) loss0 = gmodel->forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
+#endif
+  if (!cuda) loss0 = model.forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
 
   // Save the initial weights and the batch before our steps change the weights.
   WorkDir dir(a.keep_dir.empty() ? "" : a.keep_dir + "/" + name);
@@ -288,46 +349,91 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   // likely to hit only one of them.
   r.ours.loss0 = loss0;
   r.has_torch = !a.no_torch;
+  r.has_compiled = r.has_torch && a.torch_compile;
   AdamW<float> opt(model.layout(), tcfg.adamw());
+#ifdef SCALEVEC_HAVE_CUDA
+  std::unique_ptr<gpu::GpuOptimizer> gopt;
+  if (cuda) {
+    TrainConfig t = tcfg;
+    t.optimizer = "adamw";
+    gopt = std::make_unique<gpu::GpuOptimizer>(model.layout(), t);
+  }
+#endif
+  auto run_ours = [&](const std::string& what) {
+#ifdef SCALEVEC_HAVE_CUDA
+    if (cuda) return time_ours_gpu(*gmodel, *gopt, tcfg, batch, a, what);
+#endif
+    return time_ours(model, opt, tcfg, batch, a, what);
+  };
   for (int round = 1; round <= a.rounds; round++) {
     const std::string what = a.rounds > 1 ? fmt::format("{} round {}/{}", name, round, a.rounds) : name;
     auto run_torch = [&] {
       fmt::print(stderr, "[bench] {}: PyTorch ({})\n", what, torch_script());
-      auto [torch_loss, times] = time_torch(dir.path, tcfg, a, threads);
+      auto [torch_loss, times] = time_torch(dir.path, tcfg, a, threads, false);
       r.torch.loss0 = torch_loss;
       r.torch.add_round(times);
+      if (r.has_compiled) {
+        fmt::print(stderr, "[bench] {}: PyTorch with torch.compile\n", what);
+        try {  // torch.compile needs a working Triton; without it the eager row still stands
+          auto [closs, ctimes] = time_torch(dir.path, tcfg, a, threads, true);
+          r.torch_compiled.loss0 = closs;
+          r.torch_compiled.add_round(ctimes);
+        } catch (const Error& e) {
+          fmt::print(stderr, "[bench] {}: torch.compile failed, its row is left out: {}\n", what, e.what());
+          r.has_compiled = false;
+        }
+      }
     };
     const bool torch_first = r.has_torch && round % 2 == 0;
     if (torch_first) run_torch();
-    r.ours.add_round(time_ours(model, opt, tcfg, batch, a, what));
+    r.ours.add_round(run_ours(what));
     if (r.has_torch && !torch_first) run_torch();
   }
   const double tokens = double(r.B) * r.Tn;
   r.ours.summarize(tokens, r.flops_per_token);
   if (r.has_torch) r.torch.summarize(tokens, r.flops_per_token);
+  if (r.has_compiled) r.torch_compiled.summarize(tokens, r.flops_per_token);
   return r;
 }
 
+std::string device_name() {
+#ifdef SCALEVEC_HAVE_CUDA
+  return gpu::describe();
+#else
+  return "none";
+#endif
+}
+
 void print_table(const std::vector<PresetResult>& results, int threads, const BenchArgs& a) {
-  fmt::print("\nscalevec bench: {} threads; median of {} training steps ({} round{} of {} after {} "
+  const bool cuda = a.device == "cuda";
+  fmt::print("\nscalevec bench: {}; median of {} training steps ({} round{} of {} after {} "
              "warmup); model FLOPs/token = 6*(matrix+head weights) + 12*L*T*C\n",
-             threads, a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
-  fmt::print("{:<6} {:>7} {:>7} {:<9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}\n", "preset", "params",
-             "batch", "impl", "step ms", "min ms", "tok/s", "GFLOP/s", "loss@init", "");
+             cuda ? "device cuda (" + device_name() + "), fp32" : fmt::format("{} threads", threads),
+             a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
+  const bool mfu = a.peak_tflops > 0;
+  fmt::print("{:<6} {:>8} {:>8} {:<15} {:>9} {:>9} {:>10} {:>9} {:>9}{}\n", "preset", "params",
+             "batch", "impl", "step ms", "min ms", "tok/s", "GFLOP/s", "loss@init",
+             mfu ? fmt::format(" {:>6}", "MFU") : "");
   for (const auto& r : results) {
-    auto row = [&](const char* impl, const Timing& t, const std::string& pre) {
-      fmt::print("{:<6} {:>7} {:>7} {:<9} {:>9.1f} {:>9.1f} {:>9.0f} {:>9.2f} {:>9.5f}\n", pre,
+    auto row = [&](const std::string& impl, const Timing& t, const std::string& pre) {
+      fmt::print("{:<6} {:>8} {:>8} {:<15} {:>9.1f} {:>9.1f} {:>10.0f} {:>9.1f} {:>9.5f}{}\n", pre,
                  pre.empty() ? "" : fmt::format("{:.2f}M", r.params / 1e6),
                  pre.empty() ? "" : fmt::format("{}x{}", r.B, r.Tn), impl, t.step_s * 1e3,
-                 t.min_s * 1e3, t.tokens_per_s, t.flops_per_s / 1e9, t.loss0);
+                 t.min_s * 1e3, t.tokens_per_s, t.flops_per_s / 1e9, t.loss0,
+                 mfu ? fmt::format(" {:>5.1f}%", 100 * t.flops_per_s / (a.peak_tflops * 1e12)) : "");
     };
-    row("scalevec", r.ours, r.preset);
+    auto ratio = [&](const std::string& label, const Timing& peer) {
+      const double diff = std::fabs(r.ours.loss0 - peer.loss0);
+      fmt::print("{:<6} {:>8} {:>8} {:<15} {:>8.3f}x {:>9} {:>9.3f}x {:>9} |diff| {:.2e} {}\n", "",
+                 "", "", label, r.ours.step_s / peer.step_s, "", r.ours.tokens_per_s / peer.tokens_per_s,
+                 "", diff, diff <= loss_tolerance(r.ours.loss0) ? "ok" : "MISMATCH");
+    };
+    row(cuda ? "scalevec-cuda" : "scalevec", r.ours, r.preset);
     if (!r.has_torch) continue;
     row("pytorch", r.torch, "");
-    const double diff = r.ours.loss0 - r.torch.loss0;
-    fmt::print("{:<6} {:>7} {:>7} {:<9} {:>8.3f}x {:>9} {:>8.3f}x {:>9} |diff| {:.2e} {}\n", "", "",
-               "", "ratio", r.ours.step_s / r.torch.step_s, "", r.ours.tokens_per_s / r.torch.tokens_per_s,
-               "", std::fabs(diff), std::fabs(diff) <= loss_tolerance(r.ours.loss0) ? "ok" : "MISMATCH");
+    if (r.has_compiled) row("pytorch-compile", r.torch_compiled, "");
+    ratio("ratio", r.torch);
+    if (r.has_compiled) ratio("ratio-compile", r.torch_compiled);
   }
   if (std::any_of(results.begin(), results.end(), [](const auto& r) { return r.has_torch; }))
     fmt::print("ratio = scalevec / pytorch: step time below 1x and tok/s above 1x mean scalevec "
@@ -337,7 +443,9 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
 json to_json(const std::vector<PresetResult>& results, int threads, const BenchArgs& a,
              const std::string& torch_version) {
   json j = {{"threads", threads}, {"steps", a.steps}, {"warmup", a.warmup}, {"rounds", a.rounds},
-            {"torch_version", torch_version}, {"results", json::array()}};
+            {"torch_version", torch_version}, {"device", a.device}, {"results", json::array()}};
+  if (a.device == "cuda") j["device_name"] = device_name();
+  if (a.peak_tflops > 0) j["peak_tflops"] = a.peak_tflops;
   for (const auto& r : results) {
     json e = {{"preset", r.preset},   {"batch", {r.B, r.Tn}},
               {"params", r.params},   {"flops_per_token", r.flops_per_token},
@@ -347,6 +455,10 @@ json to_json(const std::vector<PresetResult>& results, int threads, const BenchA
       e["ratio_tokens_per_s"] = r.ours.tokens_per_s / r.torch.tokens_per_s;
       e["ratio_step_time"] = r.ours.step_s / r.torch.step_s;
       e["loss_diff"] = r.ours.loss0 - r.torch.loss0;
+    }
+    if (r.has_compiled) {
+      e["torch_compile"] = r.torch_compiled.to_json();
+      e["ratio_tokens_per_s_compile"] = r.ours.tokens_per_s / r.torch_compiled.tokens_per_s;
     }
     j["results"].push_back(e);
   }
@@ -358,8 +470,9 @@ json to_json(const std::vector<PresetResult>& results, int threads, const BenchA
 Action add_bench(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench",
-      "Measure training speed (tokens/s, model FLOP/s) on the tiny and small presets, and the same "
-      "model in PyTorch on the same batch and threads; prints the ratio and the loss parity");
+      "Measure training speed (tokens/s, model FLOP/s) on the tiny and small presets (or gpt2 on a "
+      "GPU), and the same model in PyTorch on the same batch and device; prints the ratio and the "
+      "loss parity");
   cmd->footer(
       "A step is: forward on a fixed batch (the preset's training batch B x context, drawn from "
       "the default corpus), zero_grad, backward, global gradient-norm clipping and one AdamW "
@@ -384,12 +497,31 @@ Action add_bench(CLI::App& app) {
   cmd->add_flag("--no-torch", a->no_torch, "measure scalevec only (no PyTorch comparison)");
   cmd->add_option("--python", a->python, "Python interpreter with PyTorch")->capture_default_str();
   cmd->add_option("--json", a->json_out, "also write the results to this JSON file");
+  cmd->add_option("--device", a->device,
+                  "where scalevec and PyTorch train: cpu, or cuda (the GPU mirror, fp32, against "
+                  "PyTorch on the same GPU; needs a build with CUDA and a device)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_flag("--torch-compile", a->torch_compile,
+                "also time PyTorch with torch.compile (a third row; compiling happens in its warmup)");
+  cmd->add_option("--peak-tflops", a->peak_tflops,
+                  "the device's peak FLOP/s in TFLOP/s for this precision: adds a model FLOP "
+                  "utilisation (MFU) column")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--keep", a->keep_dir,
                   "keep each preset's initial checkpoint and batch in DIR/<preset> (to rerun "
                   "tools/torch_ref.py on them by hand)");
 
   return [=]() -> int {
     const std::vector<std::string> presets = split_presets(a->presets);
+    if (a->device == "cuda") {
+#ifdef SCALEVEC_HAVE_CUDA
+      std::string why;
+      require(gpu::available(&why), "--device cuda: {}", why);
+      fmt::print(stderr, "[bench] device: {}\n", gpu::describe());
+#else
+      throw Error("--device cuda: this scalevec was built without CUDA (no nvcc found at configure time)");
+#endif
+    }
     set_num_threads(a->threads);
     const int threads = num_threads();
     // Check the PyTorch side before spending minutes on ours.

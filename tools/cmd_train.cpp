@@ -22,14 +22,16 @@ extern "C" void on_sigint(int) {
 Action add_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train a model (default: tiny preset on fortunes)");
   struct Args {
-    std::string preset = "tiny", out, prompt = "\n";
+    std::string preset = "tiny", out, prompt = "\n", device = "cpu";
     bool resume = false, force = false, quiet = false;
     int threads = 0, stop_at = 0;
     SampleOptions sample;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--preset", a->preset, "model and training preset: tiny or small")
-      ->check(CLI::IsMember({"tiny", "small"}))
+  cmd->add_option("--preset", a->preset,
+                  "model and training preset: tiny, small, or gpt2 (~113M parameters, context "
+                  "1024: a GPU size)")
+      ->check(CLI::IsMember({"tiny", "small", "gpt2"}))
       ->capture_default_str();
   auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
   auto tf = std::make_shared<FlagSet<TrainConfig>>(train_flags(*cmd));
@@ -40,6 +42,7 @@ Action add_train(CLI::App& app) {
   cmd->add_option("--stop-at", a->stop_at, "stop after this step with a checkpoint (resumable)")
       ->check(at_least(1));
   cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
+  add_device_option(cmd, a->device);
   cmd->add_flag("--quiet", a->quiet, "no progress line");
   cmd->add_option("--sample-len", a->sample.length, "bytes of text to sample at the end (0 = none)")
       ->capture_default_str();
@@ -75,13 +78,15 @@ Action add_train(CLI::App& app) {
     opts.out_dir = out, opts.resume = a->resume, opts.stop_at = a->stop_at;
     opts.progress = !a->quiet, opts.sample = a->sample, opts.prompt = a->prompt;
     opts.interrupt = &g_interrupt;
+    const std::unique_ptr<StepEngine> engine = make_engine(a->device, mcfg, tcfg);
+    opts.engine = engine.get();
     std::signal(SIGINT, on_sigint);
     const Transformer<float> probe_model(mcfg, 0);  // parameters only, to report the size
     fmt::print(stderr, "scalevec train: {} parameters ({} scale), scale={}, wd-policy={}, data {}: {} "
-               "train / {} val bytes, {} threads, out {}\n",
+               "train / {} val bytes, {}, out {}\n",
                probe_model.layout().total(), probe_model.layout().count_role(Role::Scale),
                mcfg.scale, tcfg.wd_policy, data.source, data.train.size(), data.val.size(),
-               num_threads(), out);
+               engine ? "device " + engine->name() : fmt::format("{} threads", num_threads()), out);
     TrainResult r = train(mcfg, tcfg, data, opts);
     if (!r.finished) {
       const bool interrupted = g_interrupt.load();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "flags.h"
 #include "ref/model/config.h"
 #include "ref/train/config.h"
+#include "ref/train/trainer.h"
 
 namespace scalevec {
 
@@ -28,6 +30,12 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv);
 FlagSet<ModelConfig> model_flags(CLI::App& app);
 // Training flags (--batch, --steps, --lr, ..., --wd-policy).
 FlagSet<TrainConfig> train_flags(CLI::App& app);
+// --device cpu|cuda, and the engine it names (nullptr for cpu; throws Error with the reason when
+// CUDA is not built in or no GPU is usable).
+CLI::Option* add_device_option(CLI::App* cmd, std::string& device);
+std::unique_ptr<StepEngine> make_engine(const std::string& device, const ModelConfig& mcfg,
+                                        const TrainConfig& tcfg);
+
 // Settings a scale preset implies for training, applied unless the user set them: `unified`
 // implies --wd-policy iwd. `given` are the training flags given (FlagSet::given()).
 void apply_implied_settings(const ModelConfig& m, TrainConfig& t, const std::vector<std::string>& given);

@@ -6,7 +6,7 @@
 namespace scalevec {
 
 FlagSet<ModelConfig> model_flags(CLI::App& app) {
-  FlagSet<ModelConfig> f({{"tiny", model_preset("tiny")}, {"small", model_preset("small")}});
+  FlagSet<ModelConfig> f({{"tiny", model_preset("tiny")}, {"small", model_preset("small")}, {"gpt2", model_preset("gpt2")}});
   f.add(app, "--layers", &ModelConfig::n_layer, "number of transformer blocks");
   f.add(app, "--d-model", &ModelConfig::d_model, "model width C");
   f.add(app, "--heads", &ModelConfig::n_head, "attention heads (d_model/heads must be even)");
@@ -60,7 +60,7 @@ FlagSet<ModelConfig> model_flags(CLI::App& app) {
 }
 
 FlagSet<TrainConfig> train_flags(CLI::App& app) {
-  FlagSet<TrainConfig> f({{"tiny", train_preset("tiny")}, {"small", train_preset("small")}});
+  FlagSet<TrainConfig> f({{"tiny", train_preset("tiny")}, {"small", train_preset("small")}, {"gpt2", train_preset("gpt2")}});
   f.add(app, "--data", &TrainConfig::data,
         "training text file [default: the fortunes corpus; on --resume: the run's own data]", false);
   f.add(app, "--batch", &TrainConfig::batch, "sequences per step");

@@ -434,7 +434,8 @@ class Transformer(nn.Module):
     def forward(self, idx, targets=None):
         B, T = idx.shape
         x = self.tok_emb(idx)
-        cos, sin = self.rope_cos[:T].to(x.dtype), self.rope_sin[:T].to(x.dtype)
+        cos = self.rope_cos[:T].to(device=x.device, dtype=x.dtype)
+        sin = self.rope_sin[:T].to(device=x.device, dtype=x.dtype)
         mask = self.mask[:T, :T]
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
@@ -641,21 +642,39 @@ def param_groups(model, weight_decay, wd_policy, decay_embeddings):
 
 def cmd_bench(args):
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
+            return 2
+        # Same precision as scalevec's default: exact fp32 matrix products, no TF32.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     model, cfg = load_model(f"{args.dir}/model.safetensors", torch.float32)
+    model.to(device)
     inputs, targets = load_batch(f"{args.dir}/batch.safetensors", cfg)
+    inputs, targets = inputs.to(device), targets.to(device)
     with torch.no_grad():
         _, loss0 = model(inputs, targets)
     groups = param_groups(model, args.weight_decay, args.wd_policy, args.decay_embeddings)
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
+    step_model = torch.compile(model) if args.compile else model
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     times = []
     for i in range(args.warmup + args.steps):
+        sync()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        _, loss = model(inputs, targets)
+        _, loss = step_model(inputs, targets)
         loss.backward()
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         opt.step()
+        sync()
         dt = time.perf_counter() - t0
         if i >= args.warmup:
             times.append(dt)
@@ -670,7 +689,9 @@ def cmd_bench(args):
         "step_s_max": max(times), "tokens_per_s": B * T / step_s, "steps": args.steps,
         "warmup": args.warmup, "threads": torch.get_num_threads(), "batch": [B, T],
         "step_times": times,
-        "final_loss": loss.item(), "torch_version": torch.__version__}))
+        "final_loss": loss.item(), "torch_version": torch.__version__,
+        "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
+        "compile": bool(args.compile)}))
     return 0
 
 
@@ -716,6 +737,11 @@ def main(argv=None):
     b.add_argument("--decay-embeddings", action="store_true")
     b.add_argument("--grad-clip", type=float, default=1.0, help="0 = off")
     b.add_argument("--quiet", action="store_true", help="no per-step lines on stderr")
+    b.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where to train (default: %(default)s); cuda: fp32 without TF32, timed "
+                        "with torch.cuda.synchronize() around each step")
+    b.add_argument("--compile", action="store_true",
+                   help="wrap the model in torch.compile (the warmup steps include compiling)")
 
     args = p.parse_args(argv)
     if args.cmd == "bench" and (args.steps < 1 or args.warmup < 0 or args.threads < 1):

@@ -18,7 +18,8 @@ static std::vector<size_t> pick_entries(const double* g, size_t numel, size_t k,
   return out;
 }
 
-std::vector<TensorCheck> gradcheck_model(Transformer<double>& model, const ModelCheckOptions& o) {
+std::vector<TensorCheck> gradcheck_model(Transformer<double>& model, const ModelCheckOptions& o,
+                                         ModelCheckBatch* used) {
   Rng rng(o.seed);
   model.init(derive_seed(o.seed, 0));
   if (o.randomize_scales)
@@ -34,6 +35,7 @@ std::vector<TensorCheck> gradcheck_model(Transformer<double>& model, const Model
   model.zero_grad();
   model.backward();
   const std::vector<double> analytic = model.grads;
+  if (used) *used = {tokens, targets, model.params, analytic};
 
   std::vector<TensorCheck> out;
   for (const auto& p : model.layout().params()) {

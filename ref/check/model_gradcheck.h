@@ -30,8 +30,16 @@ struct ModelCheckOptions {
   bool randomize_scales = true; // γ ~ U(0.5, 1.5) instead of 1, so that γ ≠ 1 is exercised
 };
 
+// The batch a check used and the analytic gradient it checked (e.g. to compare the GPU with it).
+struct ModelCheckBatch {
+  std::vector<int32_t> tokens, targets;  // (batch, seq)
+  std::vector<double> params, grads;     // the checked parameters and their analytic gradient
+};
+
 // Initialises the model from opts.seed, draws a batch, runs forward+backward once, and compares
-// each sampled gradient entry with a finite difference of the loss.
-std::vector<TensorCheck> gradcheck_model(Transformer<double>& model, const ModelCheckOptions& opts);
+// each sampled gradient entry with a finite difference of the loss. With `used`, also returns the
+// batch, parameters and analytic gradient.
+std::vector<TensorCheck> gradcheck_model(Transformer<double>& model, const ModelCheckOptions& opts,
+                                         ModelCheckBatch* used = nullptr);
 
 }  // namespace scalevec

@@ -72,6 +72,16 @@ class Block {
                 const RopeTables<T>& rope);
   void sites(std::vector<ScaleSite<T>>& out);
 
+  // Structure, for the CUDA mirror (gpu/model.cpp builds the same block from these).
+  const InputSideScale<T>& attn_in() const { return attn_in_; }
+  const InputSideScale<T>& mlp_in() const { return mlp_in_; }
+  const std::array<LinearBranch<T>, 3>& qkv() const { return qkv_; }
+  const std::array<LinearBranch<T>, 2>& gate_up() const { return gu_; }
+  size_t w_o() const { return w_o_; }
+  size_t w_down() const { return w_down_; }
+  const OutputSide<T>& post_attn() const { return post_attn_; }
+  const OutputSide<T>& post_mlp() const { return post_mlp_; }
+
  private:
   InputSideScale<T> make_site(ParamLayout& layout, const std::string& p, const std::string& norm,
                               const std::string& sub,

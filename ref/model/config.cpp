@@ -52,7 +52,7 @@ bool ScaleConfig::has(const std::vector<Branch>& set, Branch b) const {
   return std::find(set.begin(), set.end(), b) != set.end();
 }
 
-const char* model_preset_names() { return "tiny, small"; }
+const char* model_preset_names() { return "tiny, small, gpt2"; }
 
 ModelConfig model_preset(const std::string& name) {
   ModelConfig c;
@@ -60,6 +60,8 @@ ModelConfig model_preset(const std::string& name) {
     c.n_layer = 4, c.d_model = 128, c.n_head = 4, c.d_ff = 384, c.context = 128;
   } else if (name == "small") {  // ~10.8M parameters
     c.n_layer = 6, c.d_model = 384, c.n_head = 6, c.d_ff = 1024, c.context = 256;
+  } else if (name == "gpt2") {  // ~113M parameters, GPT-2-small-sized: for GPUs
+    c.n_layer = 12, c.d_model = 768, c.n_head = 12, c.d_ff = 3072, c.context = 1024;
   } else {
     throw Error(fmt::format("unknown preset '{}' (expected one of: {})", name, model_preset_names()));
   }

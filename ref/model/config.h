@@ -60,7 +60,7 @@ struct ModelConfig {
 
 // Named architectures: "tiny" (laptop minutes) and "small".
 ModelConfig model_preset(const std::string& name);
-const char* model_preset_names();  // "tiny, small"
+const char* model_preset_names();  // "tiny, small, gpt2"
 
 // Scale strategy presets (SCALE_VECTORS.md §4):
 //   baseline           one shared γ per norm site, init 1 (Llama)                     [paper]

@@ -47,6 +47,12 @@ class Transformer {
   // Every scale vector of the model with its type and fold targets (SCALE_VECTORS.md §3).
   std::vector<ScaleSite<T>> scale_sites();
 
+  // Structure, for the CUDA mirror (gpu/model.cpp builds the same model from these).
+  size_t wte_offset() const { return wte_; }
+  size_t head_offset() const { return head_; }
+  const std::vector<Block<T>>& blocks() const { return blocks_; }
+  const InputSideScale<T>& final_in() const { return final_in_; }
+
  private:
   ModelConfig cfg_;
   int max_B_;

@@ -95,6 +95,11 @@ class InputSideScale {
     }
   }
 
+  // Structure, for the CUDA mirror: the scale of each group and the group of each branch.
+  const std::vector<ScaleVector<T>>& groups() const { return gammas_; }
+  int group_of(int branch) const { return group_of_[branch]; }
+  int branches() const { return (int)group_of_.size(); }
+
   // The linear maps of the branches, in branch order (declared after the γ, so set afterwards).
   void set_targets(std::vector<FoldTarget> maps) { targets_ = std::move(maps); }
 

@@ -73,6 +73,12 @@ class OutputSide {
   }
 
   bool identity() const { return dp_.identity() && !has_norm_; }
+  // Structure, for the CUDA mirror.
+  const ScaleVector<T>& dp() const { return dp_; }
+  const ScaleVector<T>& norm_scale() const { return norm_; }
+  bool has_norm() const { return has_norm_; }
+  int heads() const { return heads_; }
+  T eps() const { return eps_; }
 
   // y = s ⊙ N_h(u ⊙ z) with whichever stages exist. z, y: (N, d); y must not alias z.
   void forward(const T* P, const T* z, T* y, int N) {

@@ -65,6 +65,9 @@ class ScaleVector {
   bool identity() const { return kind_ == ScaleParam::None; }
   ScaleParam kind() const { return kind_; }
   int dim() const { return d_; }
+  // Where the parameters live in the flat buffer (the CUDA mirror reads them from here).
+  size_t offset() const { return off_; }          // γ (gamma) or α (magdir)
+  size_t beta_offset() const { return off_beta_; }  // β (magdir kinds only)
 
   // γ from the parameters; the returned (d,) array stays valid until the next forward.
   const T* forward(const T* params) {

@@ -12,6 +12,8 @@ TrainConfig train_preset(const std::string& name) {
     t.batch = 16, t.steps = 1000, t.lr = 2e-3, t.warmup = 50;
   } else if (name == "small") {
     t.batch = 8, t.steps = 2000, t.lr = 1e-3, t.warmup = 100;
+  } else if (name == "gpt2") {
+    t.batch = 8, t.steps = 5000, t.lr = 6e-4, t.warmup = 200;
   } else {
     throw Error(fmt::format("unknown preset '{}'", name));
   }

@@ -19,9 +19,9 @@ namespace scalevec {
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
-template <class T>
-double evaluate(Transformer<T>& model, const std::vector<uint8_t>& split, int B, int batches) {
-  const int Tn = model.config().context;
+// The mean of loss_of(batch, n) over the split's first B·batches windows, n rows at a time.
+static double evaluate_with(const std::function<double(const Batch&, int)>& loss_of,
+                            const std::vector<uint8_t>& split, int Tn, int B, int batches) {
   const size_t windows = window_count(split, Tn);
   Batch batch;
   double total = 0;
@@ -29,10 +29,18 @@ double evaluate(Transformer<T>& model, const std::vector<uint8_t>& split, int B,
   for (size_t first = 0; first < windows && first < (size_t)B * batches; first += B) {
     const int n = (int)std::min<size_t>(B, windows - first);
     window_batch(batch, split, Tn, first, n);
-    total += double(model.forward(batch.inputs.data(), batch.targets.data(), n, Tn)) * n;
+    total += loss_of(batch, n) * n;
     rows += n;
   }
   return total / double(rows);
+}
+
+template <class T>
+double evaluate(Transformer<T>& model, const std::vector<uint8_t>& split, int B, int batches) {
+  const int Tn = model.config().context;
+  return evaluate_with(
+      [&](const Batch& b, int n) { return double(model.forward(b.inputs.data(), b.targets.data(), n, Tn)); },
+      split, Tn, B, batches);
 }
 template double evaluate<float>(Transformer<float>&, const std::vector<uint8_t>&, int, int);
 template double evaluate<double>(Transformer<double>&, const std::vector<uint8_t>&, int, int);
@@ -106,8 +114,14 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
     metrics.open(opts.out_dir + "/metrics.jsonl", opts.resume ? std::ios::app : std::ios::trunc);
     require(metrics.good(), "cannot write '{}/metrics.jsonl'", opts.out_dir);
   }
+  StepEngine* engine = opts.engine;
+  if (engine) engine->load(model.params, *opt);
+  auto sync_host = [&] {  // the engine's parameters and optimizer state into model and opt
+    if (engine) engine->store(model.params, *opt);
+  };
   auto save = [&](int step) {
     if (!files) return;
+    sync_host();
     const std::string crc = save_model(model_path(opts.out_dir), model, step);
     save_state(state_path(opts.out_dir), *opt, TrainState{step, data_rng.state, tcfg, crc, data.crc32});
   };
@@ -119,7 +133,10 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
   Batch batch;
   const auto t0 = Clock::now();
   auto val = [&](int step) {
-    const double v = evaluate(model, data.val, B, tcfg.eval_batches);
+    const double v =
+        engine ? evaluate_with([&](const Batch& b, int n) { return engine->loss(b, n); }, data.val, Tn, B,
+                               tcfg.eval_batches)
+               : evaluate(model, data.val, B, tcfg.eval_batches);
     res.val.push_back({step, v});
     progress.line(fmt::format("step {:>5}: val loss {:.4f}", step, v));
     if (files) metrics << json{{"step", step}, {"val_loss", v}}.dump() << "\n" << std::flush;
@@ -132,12 +149,17 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
     const auto step_t0 = Clock::now();
     // [snippet:train_step]
     sample_batch(batch, data.train, B, Tn, data_rng);
-    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), B, Tn);
-    model.zero_grad();
-    model.backward();
-    const double norm = clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
     const double lr_factor = sched.factor(step);  // ∈ [0, 1], times each base learning rate
-    opt->step(model.params.data(), model.grads.data(), lr_factor);
+    double loss = 0, norm = 0;
+    if (engine) {
+      loss = engine->step(batch, lr_factor, tcfg.grad_clip, &norm);
+    } else {
+      loss = model.forward(batch.inputs.data(), batch.targets.data(), B, Tn);
+      model.zero_grad();
+      model.backward();
+      norm = clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
+      opt->step(model.params.data(), model.grads.data(), lr_factor);
+    }
     // [end]
     res.step_seconds += std::chrono::duration<double>(Clock::now() - step_t0).count();
     const double lr = sched.at(step);  // AdamW's (SGD's) learning rate, for the log
@@ -161,6 +183,7 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
   res.finished = step >= tcfg.steps;
   if (res.finished && (res.val.empty() || res.val.back().first != step)) val(step);
   save(step);
+  sync_host();
   if (res.finished && opts.sample.length > 0) {
     Rng srng(derive_seed(tcfg.seed, 2));
     res.sample = generate(model, opts.prompt, opts.sample, srng);

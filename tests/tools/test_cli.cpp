@@ -117,6 +117,25 @@ TEST_F(Cli, NoSubcommand) { expect_error(run({}), "subcommand"); }
 
 TEST_F(Cli, UnknownSubcommand) { expect_error(run({"frobnicate"}), "frobnicate"); }
 
+// --device cuda: without a usable GPU (or without CUDA in the build) a one-line error that says
+// why, for every command that takes it; with a GPU the short run trains.
+TEST_F(Cli, DeviceCuda) {
+  const Result r = run(train_args("gpu", {"--steps", "3", "--warmup", "1", "--device", "cuda"}));
+  if (r.exited && r.code == 0) {
+    EXPECT_TRUE(fs::exists(fs::path(path("gpu")) / "model.safetensors")) << r;
+    return;
+  }
+  expect_error(r, "--device cuda");
+  expect_error(run({"gradcheck", "--device", "cuda", "--layers", "1", "--d-model", "16", "--heads", "2",
+                    "--d-ff", "16"}),
+               "--device cuda");
+  expect_error(run({"bench", "--device", "cuda", "--no-torch", "--presets", "tiny"}), "--device cuda");
+}
+
+TEST_F(Cli, DeviceUnknown) {
+  expect_error(run(train_args("run", {"--steps", "5", "--device", "tpu"})), "tpu");
+}
+
 TEST_F(Cli, LayersZero) {
   expect_error(run(train_args("run", {"--steps", "5", "--layers", "0"})), "layers");
 }

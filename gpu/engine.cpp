@@ -1,0 +1,62 @@
+#include "engine.h"
+
+#include "device.h"
+#include "model.h"
+#include "optim.h"
+#include "ref/train/data.h"
+#include "ref/train/optim.h"
+
+namespace scalevec::gpu {
+
+namespace {
+
+class CudaEngine final : public StepEngine {
+ public:
+  CudaEngine(const ModelConfig& mcfg, const TrainConfig& tcfg)
+      : model_(mcfg, tcfg.batch), opt_(model_.layout(), tcfg) {}
+
+  std::string name() const override { return "cuda (" + describe() + ")"; }
+
+  void load(const std::vector<float>& params, Optimizer<float>& opt) override {
+    require(opt.name() == opt_.name(), "optimizer '{}' on the host, '{}' on the GPU", opt.name(), opt_.name());
+    model_.set_params(params);
+    for (auto& [name, buf] : opt.state()) opt_.upload_state(name, *buf);
+    opt_.t = opt.t;
+  }
+
+  void store(std::vector<float>& params, Optimizer<float>& opt) override {
+    params = model_.get_params();
+    for (auto& [name, host] : opt_.download_state())
+      for (auto& [hname, buf] : opt.state())
+        if (hname == name) *buf = std::move(host);
+    opt.t = opt_.t;
+  }
+
+  double step(const Batch& b, double lr_factor, double grad_clip, double* grad_norm) override {
+    const double loss = model_.forward(b.inputs.data(), b.targets.data(), b.B, b.T);
+    model_.zero_grad();
+    model_.backward();
+    *grad_norm = clip_grad_norm(model_.grads.data(), model_.grads.size(), grad_clip, partial_);
+    opt_.step(model_.params.data(), model_.grads.data(), lr_factor);
+    return loss;
+  }
+
+  double loss(const Batch& b, int n) override {
+    return model_.forward(b.inputs.data(), b.targets.data(), n, b.T);
+  }
+
+ private:
+  GpuTransformer model_;
+  GpuOptimizer opt_;
+  DeviceArray<float> partial_;
+};
+
+}  // namespace
+
+std::unique_ptr<StepEngine> make_cuda_engine(const ModelConfig& mcfg, const TrainConfig& tcfg) {
+  std::string why;
+  require(available(&why), "--device cuda: {}", why);
+  return std::make_unique<CudaEngine>(mcfg, tcfg);
+}
+
+}  // namespace scalevec::gpu
