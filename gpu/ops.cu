@@ -45,17 +45,19 @@ __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
-__device__ float block_sum(float v) {
+// Sum (or max) over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the
+// result. Fixed order: warps reduce by butterfly, then warp 0 reduces the warps' results.
+template <bool kMax>
+__device__ float block_reduce(float v) {
   __shared__ float part[32];
   __shared__ float total;
   const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
-  v = warp_sum(v);
+  v = kMax ? warp_max(v) : warp_sum(v);
   if (lane == 0) part[w] = v;
   __syncthreads();
   if (w == 0) {
-    float s = lane < (int)blockDim.x / 32 ? part[lane] : 0.f;
-    s = warp_sum(s);
+    float s = lane < (int)blockDim.x / 32 ? part[lane] : (kMax ? -INFINITY : 0.f);
+    s = kMax ? warp_max(s) : warp_sum(s);
     if (lane == 0) total = s;
   }
   __syncthreads();
@@ -63,23 +65,8 @@ __device__ float block_sum(float v) {
   __syncthreads();
   return r;
 }
-__device__ float block_max(float v) {
-  __shared__ float part[32];
-  __shared__ float total;
-  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
-  v = warp_max(v);
-  if (lane == 0) part[w] = v;
-  __syncthreads();
-  if (w == 0) {
-    float s = lane < (int)blockDim.x / 32 ? part[lane] : -INFINITY;
-    s = warp_max(s);
-    if (lane == 0) total = s;
-  }
-  __syncthreads();
-  const float r = total;
-  __syncthreads();
-  return r;
-}
+__device__ float block_sum(float v) { return block_reduce<false>(v); }
+__device__ float block_max(float v) { return block_reduce<true>(v); }
 
 constexpr int kThreads = 256;
 inline int blocks_for(size_t n) { return ceil_div((long)n, kThreads); }

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 
@@ -184,60 +185,24 @@ class Progress {
   bool tty_ = isatty(2);
 };
 
-// Our training step, timed: the loop body of ref/train/trainer.cpp on a fixed batch. The learning
-// rate is the preset's peak rate throughout (the schedule costs nothing and changes no timing).
-// Returns the times of the timed steps.
-std::vector<double> time_ours(Transformer<float>& model, AdamW<float>& opt, const TrainConfig& tcfg,
-                              const Batch& batch, const BenchArgs& a, const std::string& what) {
-  const int B = batch.B, Tn = batch.T;
+// Times `step` (one training step, returning its loss): --warmup untimed calls, then --steps
+// timed ones, with a progress line. Returns the times of the timed steps.
+std::vector<double> time_steps(const std::function<double()>& step, const BenchArgs& a,
+                               const std::string& what, const std::string& impl) {
   Progress progress;
   std::vector<double> times;
   for (int i = 0; i < a.warmup + a.steps; i++) {
     const auto t0 = Clock::now();
-    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), B, Tn);
-    model.zero_grad();
-    model.backward();
-    clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
-    opt.step(model.params.data(), model.grads.data(), 1.0);  // factor 1: the base rate tcfg.lr
+    const double loss = step();
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     if (i >= a.warmup) times.push_back(dt);
-    progress.show(fmt::format("[bench] {}: scalevec {} {}/{}: {:.1f} ms, loss {:.4f}", what,
+    progress.show(fmt::format("[bench] {}: {} {} {}/{}: {:.1f} ms, loss {:.4f}", what, impl,
                               i < a.warmup ? "warmup" : "step", i + 1, a.warmup + a.steps,
                               dt * 1e3, loss));
   }
   progress.done();
   return times;
 }
-
-#ifdef SCALEVEC_HAVE_CUDA
-// The same step on the GPU (gpu/model.h, gpu/optim.h), synchronised at its end so that the time
-// covers all of its kernels. Sets *loss0 to the loss of the initial weights.
-std::vector<double> time_ours_gpu(gpu::GpuTransformer& model, gpu::GpuOptimizer& opt,
-                                  const TrainConfig& tcfg, const Batch& batch, const BenchArgs& a,
-                                  const std::string& what) {
-  const int B = batch.B, Tn = batch.T;
-  Progress progress;
-  std::vector<double> times;
-  gpu::DeviceArray<float> partial;
-  for (int i = 0; i < a.warmup + a.steps; i++) {
-    gpu::synchronize();
-    const auto t0 = Clock::now();
-    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), B, Tn);
-    model.zero_grad();
-    model.backward();
-    gpu::clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip, partial);
-    opt.step(model.params.data(), model.grads.data(), 1.0);
-    gpu::synchronize();
-    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (i >= a.warmup) times.push_back(dt);
-    progress.show(fmt::format("[bench] {}: scalevec cuda {} {}/{}: {:.1f} ms, loss {:.4f}", what,
-                              i < a.warmup ? "warmup" : "step", i + 1, a.warmup + a.steps,
-                              dt * 1e3, loss));
-  }
-  progress.done();
-  return times;
-}
-#endif
 
 // The same steps in PyTorch: torch_ref.py bench on the checkpoint and batch in `dir`, a fresh
 // process each round, starting from the initial weights. Returns its initial loss and step times.
@@ -359,11 +324,31 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
     gopt = std::make_unique<gpu::GpuOptimizer>(model.layout(), t);
   }
 #endif
-  auto run_ours = [&](const std::string& what) {
+  // Our training step: the loop body of ref/train/trainer.cpp on a fixed batch, at the preset's
+  // peak learning rate (factor 1; the schedule costs nothing and changes no timing).
+  std::function<double()> step = [&] {
+    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
+    model.zero_grad();
+    model.backward();
+    clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
+    opt.step(model.params.data(), model.grads.data(), 1.0);
+    return loss;
+  };
 #ifdef SCALEVEC_HAVE_CUDA
-    if (cuda) return time_ours_gpu(*gmodel, *gopt, tcfg, batch, a, what);
+  gpu::DeviceArray<float> partial;
+  if (cuda)  // the same step on the GPU, synchronised at its end so the time covers every kernel
+    step = [&] {
+      const double loss = gmodel->forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
+      gmodel->zero_grad();
+      gmodel->backward();
+      gpu::clip_grad_norm(gmodel->grads.data(), gmodel->grads.size(), tcfg.grad_clip, partial);
+      gopt->step(gmodel->params.data(), gmodel->grads.data(), 1.0);
+      gpu::synchronize();
+      return loss;
+    };
 #endif
-    return time_ours(model, opt, tcfg, batch, a, what);
+  auto run_ours = [&](const std::string& what) {
+    return time_steps(step, a, what, cuda ? "scalevec cuda" : "scalevec");
   };
   for (int round = 1; round <= a.rounds; round++) {
     const std::string what = a.rounds > 1 ? fmt::format("{} round {}/{}", name, round, a.rounds) : name;
