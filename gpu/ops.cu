@@ -401,26 +401,28 @@ void embedding_backward(float* dwte, const float* dx, const int32_t* positions, 
 // ---------------------------------------------------------------------------------------------
 // Cross-entropy: one block per row.
 
-__global__ void crossentropy_forward_kernel(float* losses, const float* logits, const int32_t* targets, int V) {
-  const float* l = logits + (size_t)blockIdx.x * V;
+// The row's max and sum of exp(l − max), shared by the block (the softmax's normaliser).
+__device__ void row_softmax_stats(const float* l, int V, float* mx_out, float* sum_out) {
   float mx = -INFINITY;
   for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, l[v]);
   mx = block_max(mx);
   float sum = 0.f;
   for (int v = threadIdx.x; v < V; v += blockDim.x) sum += expf(l[v] - mx);
-  sum = block_sum(sum);
+  *mx_out = mx, *sum_out = block_sum(sum);
+}
+
+__global__ void crossentropy_forward_kernel(float* losses, const float* logits, const int32_t* targets, int V) {
+  const float* l = logits + (size_t)blockIdx.x * V;
+  float mx, sum;
+  row_softmax_stats(l, V, &mx, &sum);
   if (threadIdx.x == 0) losses[blockIdx.x] = logf(sum) + mx - l[targets[blockIdx.x]];
 }
 __global__ void crossentropy_backward_kernel(float* dlogits, const float* logits, const int32_t* targets,
                                              int V, float s) {
   const float* l = logits + (size_t)blockIdx.x * V;
   float* d = dlogits + (size_t)blockIdx.x * V;
-  float mx = -INFINITY;
-  for (int v = threadIdx.x; v < V; v += blockDim.x) mx = fmaxf(mx, l[v]);
-  mx = block_max(mx);
-  float sum = 0.f;
-  for (int v = threadIdx.x; v < V; v += blockDim.x) sum += expf(l[v] - mx);
-  sum = block_sum(sum);
+  float mx, sum;
+  row_softmax_stats(l, V, &mx, &sum);
   const float inv = 1.f / sum;
   const int t = targets[blockIdx.x];
   for (int v = threadIdx.x; v < V; v += blockDim.x) d[v] += s * expf(l[v] - mx) * inv - (v == t ? s : 0.f);
