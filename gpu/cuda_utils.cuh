@@ -34,10 +34,9 @@ namespace scalevec::gpu {
 // After every kernel launch: launch errors (bad configuration) surface here.
 #define SV_LAUNCH_CHECK() SV_CUDA_CHECK(cudaGetLastError())
 
-// The process-wide cuBLAS handle (created on first use, pedantic fp32 math: no TF32 unless asked).
+// The process-wide cuBLAS handle (created on first use; fp32 math without TF32 unless
+// set_matmul_precision(Precision::tf32), gpu/ops.h).
 cublasHandle_t cublas();
-// Switch cuBLAS between exact fp32 (default) and TF32 tensor-core math for matrix products.
-void set_tf32(bool on);
 
 inline int ceil_div(long a, long b) { return int((a + b - 1) / b); }
 

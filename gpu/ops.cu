@@ -3,32 +3,32 @@
 #include <algorithm>
 #include <cmath>
 
+#include <cuda_bf16.h>
+
 #include "cuda_utils.cuh"
 #include "ops.h"
 
 namespace scalevec::gpu {
 
 // ---------------------------------------------------------------------------------------------
-// cuBLAS handle.
+// cuBLAS handle and the precision of matrix products.
 
 namespace {
 cublasHandle_t g_handle = nullptr;
-bool g_tf32 = false;
+Precision g_precision = Precision::fp32;
 }  // namespace
 
 cublasHandle_t cublas() {
   if (!g_handle) {
     SV_CUBLAS_CHECK(cublasCreate(&g_handle));
-    SV_CUBLAS_CHECK(cublasSetMathMode(g_handle, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    // Plain fp32 for every SGEMM: TF32 only where gemm() below asks for it, per call.
+    SV_CUBLAS_CHECK(cublasSetMathMode(g_handle, CUBLAS_DEFAULT_MATH));
   }
   return g_handle;
 }
 
-void set_tf32(bool on) {
-  g_tf32 = on;
-  if (g_handle)
-    SV_CUBLAS_CHECK(cublasSetMathMode(g_handle, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-}
+void set_matmul_precision(Precision p) { g_precision = p; }
+Precision matmul_precision() { return g_precision; }
 
 // ---------------------------------------------------------------------------------------------
 // Reductions inside a warp and a block (fixed order: the same bits every run).
@@ -74,23 +74,76 @@ inline int blocks_for(size_t n) { return ceil_div((long)n, kThreads); }
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// Every matrix product of the model goes through gemm(): column-major C = α op(A) op(B) + β C,
+// `batch` times with constant strides, in the process's precision. fp32 is SGEMM; tf32 is the same
+// product with the TF32 tensor-core compute type; bf16 rounds A and B into bf16 copies (round to
+// nearest even) and multiplies them with fp32 sums into the fp32 C: the arithmetic of a bf16
+// autocast, with fp32 outputs. (Newton–Schulz calls SGEMM itself: fp32 in every mode.)
+
+namespace {
+
+__global__ void to_bf16_kernel(__nv_bfloat16* dst, const float* src, size_t n) {
+  const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+// Two growing device buffers for the bf16 copies of A and B.
+DeviceArray<__nv_bfloat16> g_bf16[2];
+
+const __nv_bfloat16* to_bf16(int slot, const float* x, size_t n) {
+  DeviceArray<__nv_bfloat16>& buf = g_bf16[slot];
+  if (buf.size() < n) buf.resize(n);
+  to_bf16_kernel<<<blocks_for(n), kThreads>>>(buf.data(), x, n);
+  SV_LAUNCH_CHECK();
+  return buf.data();
+}
+
+// Elements spanned by `batch` column-major matrices of `rows` x `cols` with leading dimension ld.
+size_t extent(int rows, int cols, int ld, long long stride, int batch) {
+  return (size_t)ld * (cols - 1) + rows + (size_t)stride * (batch - 1);
+}
+
+void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+          const float* A, int lda, long long sA, const float* B, int ldb, long long sB, float beta,
+          float* C, int ldc, long long sC, int batch = 1) {
+  if (g_precision == Precision::tf32) {
+    SV_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas(), ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda, sA,
+                                               B, CUDA_R_32F, ldb, sB, &beta, C, CUDA_R_32F, ldc, sC,
+                                               batch, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  if (g_precision == Precision::fp32) {
+    if (batch == 1)
+      SV_CUBLAS_CHECK(cublasSgemm(cublas(), ta, tb, m, n, k, &alpha, A, lda, B, ldb, &beta, C, ldc));
+    else
+      SV_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), ta, tb, m, n, k, &alpha, A, lda, sA, B, ldb,
+                                                sB, &beta, C, ldc, sC, batch));
+    return;
+  }
+  // Stored shapes: op(A) is m x k, so A is m x k (N) or k x m (T); likewise B is k x n or n x k.
+  const bool an = ta == CUBLAS_OP_N, bn = tb == CUBLAS_OP_N;
+  const __nv_bfloat16* A16 = to_bf16(0, A, extent(an ? m : k, an ? k : m, lda, sA, batch));
+  const __nv_bfloat16* B16 = to_bf16(1, B, extent(bn ? k : n, bn ? n : k, ldb, sB, batch));
+  SV_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas(), ta, tb, m, n, k, &alpha, A16, CUDA_R_16BF, lda,
+                                             sA, B16, CUDA_R_16BF, ldb, sB, &beta, C, CUDA_R_32F, ldc,
+                                             sC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
 // linear: row-major out (N, OC) = inp (N, IC) · Wᵀ. cuBLAS is column-major, and a row-major
 // (R, C) array is the column-major (C, R) array, so every call below is the transposed identity:
 //   outᵀ = W · inpᵀ,   dinpᵀ += Wᵀ · doutᵀ,   dWᵀ += inpᵀ · dout.
 
 void linear_forward(float* out, const float* inp, const float* W, int N, int IC, int OC) {
-  const float one = 1.f, zero = 0.f;
-  SV_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, OC, N, IC, &one, W, IC, inp, IC,
-                              &zero, out, OC));
+  gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, IC, 1.f, W, IC, 0, inp, IC, 0, 0.f, out, OC, 0);
 }
 
 void linear_backward(float* dinp, float* dW, const float* dout, const float* inp, const float* W,
                      int N, int IC, int OC) {
-  const float one = 1.f;
-  SV_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, &one, W, IC, dout, OC,
-                              &one, dinp, IC));
-  SV_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, &one, inp, IC, dout,
-                              OC, &one, dW, IC));
+  gemm(CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, 1.f, W, IC, 0, dout, OC, 0, 1.f, dinp, IC, 0);
+  gemm(CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, 1.f, inp, IC, 0, dout, OC, 0, 1.f, dW, IC, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,22 +332,16 @@ struct AttnScratch {
 //   Y = α P V  (T x hs):   column-major Yᵀ = α Vᵀ Pᵀ
 //   Z = α Pᵀ X (T x hs):   column-major Zᵀ = α Xᵀ P
 void bmm_abT(float* S, const float* A, const float* Bm, int batch, int T, int hs, float alpha) {
-  const float zero = 0.f;
-  SV_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, &alpha, Bm, hs,
-                                            (long long)T * hs, A, hs, (long long)T * hs, &zero, S, T,
-                                            (long long)T * T, batch));
+  gemm(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, alpha, Bm, hs, (long long)T * hs, A, hs, (long long)T * hs,
+       0.f, S, T, (long long)T * T, batch);
 }
 void bmm_pv(float* Y, const float* P, const float* V, int batch, int T, int hs, float alpha) {
-  const float zero = 0.f;
-  SV_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, &alpha, V, hs,
-                                            (long long)T * hs, P, T, (long long)T * T, &zero, Y, hs,
-                                            (long long)T * hs, batch));
+  gemm(CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, alpha, V, hs, (long long)T * hs, P, T, (long long)T * T,
+       0.f, Y, hs, (long long)T * hs, batch);
 }
 void bmm_pTx(float* Z, const float* P, const float* X, int batch, int T, int hs, float alpha) {
-  const float zero = 0.f;
-  SV_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, &alpha, X, hs,
-                                            (long long)T * hs, P, T, (long long)T * T, &zero, Z, hs,
-                                            (long long)T * hs, batch));
+  gemm(CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, alpha, X, hs, (long long)T * hs, P, T, (long long)T * T,
+       0.f, Z, hs, (long long)T * hs, batch);
 }
 }  // namespace
 

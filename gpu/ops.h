@@ -1,5 +1,5 @@
-// The CUDA mirror of ref/ops: the same forward/backward pairs, on device arrays, fp32, the same
-// conventions (row-major; backward functions accumulate (+=) into every gradient they produce).
+// The CUDA mirror of ref/ops: the same forward/backward pairs, on device arrays, fp32 storage, the
+// same conventions (row-major; backward functions accumulate (+=) into every gradient they produce).
 // Host-callable; no CUDA headers needed by callers. Each op is tested against its ref/ops
 // counterpart (tests/gpu/test_gpu.cpp).
 #pragma once
@@ -7,7 +7,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "precision.h"
+
 namespace scalevec::gpu {
+
+// ---- the precision of every matrix product below (linear, attention), process-wide; fp32 unless
+// set. See precision.h. Newton–Schulz is fp32 in every mode.
+void set_matmul_precision(Precision p);
+Precision matmul_precision();
 
 // ---- linear (cuBLAS): out (N, OC) = inp (N, IC) · Wᵀ,  W (OC, IC)
 void linear_forward(float* out, const float* inp, const float* W, int N, int IC, int OC);

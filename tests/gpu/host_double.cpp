@@ -5,11 +5,17 @@
 // reference step for step: which buffers each step reads and writes, what it zeroes, what it
 // accumulates, the parameter offsets, the optimizer groups. The kernels themselves are checked
 // only on a GPU (test_gpu). Not part of any library.
+//
+// The reduced precisions are emulated exactly as gpu/precision.h defines them: every matrix
+// product rounds its two operands (round to nearest even, to 10 or 7 explicit mantissa bits) and
+// multiplies the rounded values in fp32. So CI measures, on the CPU, the error that tf32 and bf16
+// put into the model, and checks the tolerances that test_gpu applies to the real kernels.
 #include <cuda_runtime.h>
 #include <cstdlib>
 #include <cstring>
 #include <cmath>
 #include <string>
+#include <vector>
 #include "gpu/ops.h"
 #include "gpu/device.h"
 #include "ref/ops/attention.h"
@@ -33,11 +39,71 @@ cudaError_t cudaGetLastError() { return cudaSuccess; }
 
 namespace scalevec::gpu {
 
+namespace {
+Precision g_precision = Precision::fp32;
+
+std::vector<float> rounded(const float* x, size_t n) {
+  std::vector<float> r(x, x + n);
+  for (auto& v : r) v = round_operand(v, g_precision);
+  return r;
+}
+
+// ref/ops/attention.h with every product's operands rounded (P and dS rounded per (b, h) block).
+void attention_forward_rounded(float* out, float* att, const float* q, const float* k, const float* v,
+                               int B, int T, int NH, int hs) {
+  const int C = NH * hs;
+  const size_t n = (size_t)B * T * C;
+  const std::vector<float> rq = rounded(q, n), rk = rounded(k, n), rv = rounded(v, n);
+  const float scale = 1.f / std::sqrt(float(hs));
+  for (int bh = 0; bh < B * NH; bh++) {
+    const size_t off = (size_t)(bh / NH) * T * C + (size_t)(bh % NH) * hs;
+    float* P = att + (size_t)bh * T * T;
+    gemm<float>(false, true, T, T, hs, scale, rq.data() + off, C, rk.data() + off, C, 0.f, P, T);
+    causal_softmax_inplace(P, T);
+    const std::vector<float> rP = rounded(P, (size_t)T * T);
+    gemm<float>(false, false, T, hs, T, 1.f, rP.data(), T, rv.data() + off, C, 0.f, out + off, C);
+  }
+}
+void attention_backward_rounded(float* dq, float* dk, float* dv, const float* dout, const float* att,
+                                const float* q, const float* k, const float* v, int B, int T, int NH,
+                                int hs) {
+  const int C = NH * hs;
+  const size_t n = (size_t)B * T * C;
+  const std::vector<float> rq = rounded(q, n), rk = rounded(k, n), rv = rounded(v, n), rd = rounded(dout, n);
+  const float scale = 1.f / std::sqrt(float(hs));
+  std::vector<float> dS((size_t)T * T);
+  for (int bh = 0; bh < B * NH; bh++) {
+    const size_t off = (size_t)(bh / NH) * T * C + (size_t)(bh % NH) * hs;
+    const float* P = att + (size_t)bh * T * T;
+    const std::vector<float> rP = rounded(P, (size_t)T * T);
+    gemm<float>(false, true, T, T, hs, 1.f, rd.data() + off, C, rv.data() + off, C, 0.f, dS.data(), T);
+    gemm<float>(true, false, T, hs, T, 1.f, rP.data(), T, rd.data() + off, C, 1.f, dv + off, C);
+    for (int i = 0; i < T; i++) {
+      float dot = 0;
+      for (int j = 0; j <= i; j++) dot += P[(size_t)i * T + j] * dS[(size_t)i * T + j];
+      for (int j = 0; j < T; j++) dS[(size_t)i * T + j] = j <= i ? P[(size_t)i * T + j] * (dS[(size_t)i * T + j] - dot) : 0.f;
+    }
+    const std::vector<float> rdS = rounded(dS.data(), dS.size());
+    gemm<float>(false, false, T, hs, T, scale, rdS.data(), T, rk.data() + off, C, 1.f, dq + off, C);
+    gemm<float>(true, false, T, hs, T, scale, rdS.data(), T, rq.data() + off, C, 1.f, dk + off, C);
+  }
+}
+}  // namespace
+
+void set_matmul_precision(Precision p) { g_precision = p; }
+Precision matmul_precision() { return g_precision; }
+
 bool available(std::string*) { return true; }
 std::string describe() { return "host shim"; }
 void synchronize() {}
-void linear_forward(float* out, const float* inp, const float* W, int N, int IC, int OC) { scalevec::linear_forward(out, inp, W, N, IC, OC, OC); }
-void linear_backward(float* dinp, float* dW, const float* dout, const float* inp, const float* W, int N, int IC, int OC) { scalevec::linear_backward(dinp, dW, dout, inp, W, N, IC, OC, OC); }
+void linear_forward(float* out, const float* inp, const float* W, int N, int IC, int OC) {
+  const auto ri = rounded(inp, (size_t)N * IC), rW = rounded(W, (size_t)OC * IC);
+  scalevec::linear_forward(out, ri.data(), rW.data(), N, IC, OC, OC);
+}
+void linear_backward(float* dinp, float* dW, const float* dout, const float* inp, const float* W, int N, int IC, int OC) {
+  const auto rd = rounded(dout, (size_t)N * OC), ri = rounded(inp, (size_t)N * IC), rW = rounded(W, (size_t)OC * IC);
+  scalevec::linear_backward(dinp, dW, rd.data(), ri.data(), rW.data(), N, IC, OC, OC);
+}
 void rmsnorm_forward(float* n, float* rstd, const float* x, int N, int C, float eps) { scalevec::rmsnorm_forward(n, rstd, x, N, C, C, eps); }
 void rmsnorm_backward(float* dx, const float* dn, const float* n, const float* rstd, int N, int C) { scalevec::rmsnorm_backward(dx, dn, n, rstd, N, C, C); }
 size_t scale_partial_size(int, int) { return 1; }
@@ -46,8 +112,14 @@ void scale_backward(float* dx, float* dg, const float* dy, const float* x, const
 void rope_forward(float* x, const float* c, const float* s, int B, int T, int NH, int hs) { scalevec::rope_forward(x, c, s, B, T, NH, hs, NH * hs); }
 void rope_backward(float* x, const float* c, const float* s, int B, int T, int NH, int hs) { scalevec::rope_backward(x, c, s, B, T, NH, hs, NH * hs); }
 size_t attention_scratch_size(int B, int T, int NH, int) { return (size_t)B * NH * T * T; }
-void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int NH, int hs, float*) { scalevec::attention_forward(out, att, q, k, v, NH * hs, B, T, NH, hs); }
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v, int B, int T, int NH, int hs, float* s) { scalevec::attention_backward(dq, dk, dv, s, dout, att, q, k, v, NH * hs, B, T, NH, hs); }
+void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int NH, int hs, float*) {
+  if (g_precision != Precision::fp32) return attention_forward_rounded(out, att, q, k, v, B, T, NH, hs);
+  scalevec::attention_forward(out, att, q, k, v, NH * hs, B, T, NH, hs);
+}
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att, const float* q, const float* k, const float* v, int B, int T, int NH, int hs, float* s) {
+  if (g_precision != Precision::fp32) return attention_backward_rounded(dq, dk, dv, dout, att, q, k, v, B, T, NH, hs);
+  scalevec::attention_backward(dq, dk, dv, s, dout, att, q, k, v, NH * hs, B, T, NH, hs);
+}
 void swiglu_forward(float* h, const float* g, const float* u, int N, int F) { scalevec::swiglu_forward(h, g, u, N, F, F); }
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int N, int F) { scalevec::swiglu_backward(dg, du, dh, g, u, N, F, F); }
 void embedding_forward(float* x, const int32_t* t, const float* w, int N, int C) { scalevec::embedding_forward(x, t, w, N, C); }

@@ -19,8 +19,31 @@
 //                            for scalars summed with cancellation: on an H200 (2026-11-28) the
 //                            gradient of a magnitude β after 10 steps differed by up to 5e-3 of
 //                            itself, 1.7e-6 absolute, while every other tensor stayed under 2e-4.
+//
+// tf32 and bf16 (gpu/precision.h) round the two operands of every matrix product, to unit
+// roundoff u = 2^-8 for bf16 and 2^-11 for tf32, taken as 2^-10 for tf32 because cuBLAS does not
+// say whether it rounds or truncates. Each product term then carries a relative error up to 2u
+// (rms about 0.8u for round-to-nearest), of random sign, so a sum of K terms errs by about
+// u·sqrt(Σ t²) ≈ u·rms(ref): per entry about u, the worst of 10^5 entries about 4–5u. Hence:
+//   ops, against fp32          rtol 8u for one product (linear), 16u for attention (two chained
+//                              products and a softmax between)
+//   bf16 ops, against the reference on bf16-rounded operands: the fp32 op tolerance (the products
+//                              of two bf16 values are exact in fp32; only the order of the sums
+//                              differs). This pins down what the kernels compute. And the error
+//                              against fp32 must reach u/2 somewhere: a product that silently
+//                              ran in fp32 fails.
+//   model, one step            per tensor ‖gpu − ref‖ ≤ 16u (‖ref‖ + rms·sqrt(n)), rms over all
+//                              gradients as for fp32: the errors of the ~10 products on each
+//                              gradient's path add in quadrature (about 3u), and a scalar β's
+//                              gradient is a cancelling sum, whose error is relative to its
+//                              terms, not to itself
+//   model, params after 10 AdamW steps: ‖gpu − ref‖ ≤ 8u ‖ref‖
+// They were derived first and then checked on the CPU by test_gpu_host, whose host double rounds
+// the operands exactly as defined: there the worst one-step gradient (a β of a magdir-normalized
+// model in bf16, 36% off by itself) used 45% of its threshold; the worst other entries under 30%.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -84,8 +107,10 @@ DeviceArray<float> dev_zeros(size_t n) {
 
 // Elementwise comparison: |g − r| ≤ rtol (|r| + rms(r)). Prints one [cmp] line (tools/gpu-check.sh
 // collects them into docs/gpu-results.md).
-void compare(const std::string& what, const Vec& g, const Vec& r, double rtol) {
-  ASSERT_EQ(g.size(), r.size()) << what;
+// Returns the max relative error.
+double compare(const std::string& what, const Vec& g, const Vec& r, double rtol) {
+  EXPECT_EQ(g.size(), r.size()) << what;
+  if (g.size() != r.size()) return INFINITY;
   double ss = 0;
   for (float x : r) ss += double(x) * x;
   const double rms = r.empty() ? 0 : std::sqrt(ss / r.size());
@@ -105,6 +130,7 @@ void compare(const std::string& what, const Vec& g, const Vec& r, double rtol) {
   std::printf("[cmp] %-44s n=%-8zu max abs %.2e  max rel %.2e  %6.2f%% of threshold (rtol %.0e)\n",
               what.c_str(), r.size(), max_abs, max_rel, 100 * share, rtol);
   EXPECT_LE(share, 1.0) << what << ": worst entry " << worst << " gpu " << g[worst] << " ref " << r[worst];
+  return max_rel;
 }
 
 // Whole-tensor comparison: ‖g − r‖ ≤ tol · (‖r‖ + rms·sqrt(n)), where rms is the RMS of the
@@ -126,6 +152,24 @@ void compare_norm(const std::string& what, const Vec& g, const Vec& r, double to
 }
 
 constexpr double kOpTol = 2e-5;
+
+Vec rounded(Vec v, gpu::Precision p) {
+  for (auto& x : v) x = gpu::round_operand(x, p);
+  return v;
+}
+
+// Sets the process's matrix-product precision for one scope, and restores fp32.
+struct PrecisionScope {
+  explicit PrecisionScope(gpu::Precision p) { gpu::set_matmul_precision(p); }
+  ~PrecisionScope() { gpu::set_matmul_precision(gpu::Precision::fp32); }
+};
+const std::vector<gpu::Precision> kReduced = {gpu::Precision::tf32, gpu::Precision::bf16};
+
+// The u of the tolerances: bf16 operands are rounded to nearest by our own kernel; how cuBLAS
+// turns fp32 into tf32 is not documented (truncation would double the error), so tf32 gets 2u.
+double tolerance_u(gpu::Precision p) {
+  return (p == gpu::Precision::tf32 ? 2 : 1) * gpu::unit_roundoff(p);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Ops, at odd sizes: C ∈ {33, 260, 1025}, row counts that are no multiple of any tile.
@@ -150,6 +194,45 @@ TEST_P(LinearGpu, ForwardAndBackward) {
   compare(s + " out", gy.to_host(), y, kOpTol);
   compare(s + " dinp", gdx.to_host(), dx, kOpTol);
   compare(s + " dW", gdW.to_host(), dW, kOpTol);
+}
+
+// tf32 and bf16 against fp32 within 8u; bf16 against the reference on bf16-rounded operands
+// within the fp32 tolerance. On the host double (test_gpu_host) the first part measures the
+// emulated rounding against fp32, the derivation's check; the second would compare the emulation
+// with itself and is skipped.
+TEST_P(LinearGpu, ReducedPrecision) {
+  REQUIRE_GPU();
+  const auto [N, IC, OC] = GetParam();
+  const Vec x = randn((size_t)N * IC, 1), W = randn((size_t)OC * IC, 2, 0.1), dy = randn((size_t)N * OC, 3);
+  for (gpu::Precision p : kReduced) {
+    for (bool exact : {false, true}) {
+      if (exact && p != gpu::Precision::bf16) continue;
+#ifdef SCALEVEC_GPU_HOST_DOUBLE
+      if (exact) continue;
+#endif
+      // The reference: fp32 on the given operands, or on the operands rounded to bf16.
+      const Vec rx = exact ? rounded(x, p) : x, rW = exact ? rounded(W, p) : W, rdy = exact ? rounded(dy, p) : dy;
+      Vec y(N * OC), dx((size_t)N * IC, 0.f), dW((size_t)OC * IC, 0.f);
+      linear_forward(y.data(), rx.data(), rW.data(), N, IC, OC, OC);
+      linear_backward(dx.data(), dW.data(), rdy.data(), rx.data(), rW.data(), N, IC, OC, OC);
+      auto gx = dev(x), gW = dev(W), gdy = dev(dy), gy = dev_zeros(y.size()), gdx = dev_zeros(dx.size()),
+           gdW = dev_zeros(dW.size());
+      {
+        PrecisionScope scope(p);
+        gpu::linear_forward(gy.data(), gx.data(), gW.data(), N, IC, OC);
+        gpu::linear_backward(gdx.data(), gdW.data(), gdy.data(), gx.data(), gW.data(), N, IC, OC);
+      }
+      const double tol = exact ? kOpTol : 8 * tolerance_u(p);
+      const std::string s = fmt::format("linear {} {}x{}->{} vs {}", gpu::precision_name(p), N, IC, OC,
+                                        exact ? "bf16-rounded ref" : "fp32");
+      const double worst = std::max({compare(s + " out", gy.to_host(), y, tol),
+                                     compare(s + " dinp", gdx.to_host(), dx, tol),
+                                     compare(s + " dW", gdW.to_host(), dW, tol)});
+      if (!exact) {
+        EXPECT_GE(worst, gpu::unit_roundoff(p) / 2) << s << ": no rounding seen";
+      }
+    }
+  }
 }
 INSTANTIATE_TEST_SUITE_P(OddSizes, LinearGpu,
                          ::testing::Values(Shape{37, 33, 260}, Shape{131, 260, 1025},
@@ -284,6 +367,37 @@ TEST_P(AttentionGpu, RopeAndAttention) {
   compare(s + " dk (through rope)", gdk.to_host(), dk, kOpTol);
 }
 // C = NH·hs ∈ {66, 260, 1024}; T not a multiple of 32.
+
+// Attention in tf32 and bf16 against fp32: 16u (two chained products with a softmax between).
+TEST_P(AttentionGpu, ReducedPrecision) {
+  REQUIRE_GPU();
+  const auto [B, T, NH, hs] = GetParam();
+  const int C = NH * hs;
+  const size_t n = (size_t)B * T * C;
+  const Vec q = randn(n, 20), k = randn(n, 21), v = randn(n, 22), dy = randn(n, 23);
+  Vec y(n), att((size_t)B * NH * T * T), datt(att.size()), dq(n, 0.f), dk(n, 0.f), dv(n, 0.f);
+  attention_forward(y.data(), att.data(), q.data(), k.data(), v.data(), C, B, T, NH, hs);
+  attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), dy.data(), att.data(), q.data(),
+                     k.data(), v.data(), C, B, T, NH, hs);
+  for (gpu::Precision p : kReduced) {
+    auto gq = dev(q), gk = dev(k), gv = dev(v), gdy = dev(dy), gy = dev_zeros(n),
+         gatt = dev_zeros(att.size()), gdq = dev_zeros(n), gdk = dev_zeros(n), gdv = dev_zeros(n),
+         scratch = dev_zeros(gpu::attention_scratch_size(B, T, NH, hs));
+    {
+      PrecisionScope scope(p);
+      gpu::attention_forward(gy.data(), gatt.data(), gq.data(), gk.data(), gv.data(), B, T, NH, hs, scratch.data());
+      gpu::attention_backward(gdq.data(), gdk.data(), gdv.data(), gdy.data(), gatt.data(), gq.data(),
+                              gk.data(), gv.data(), B, T, NH, hs, scratch.data());
+    }
+    const double tol = 16 * tolerance_u(p);
+    const std::string s = fmt::format("attention {} B{} T{} NH{} hs{} vs fp32", gpu::precision_name(p), B, T, NH, hs);
+    compare(s + " out", gy.to_host(), y, tol);
+    compare(s + " probabilities", gatt.to_host(), att, tol);
+    compare(s + " dq", gdq.to_host(), dq, tol);
+    compare(s + " dk", gdk.to_host(), dk, tol);
+    compare(s + " dv", gdv.to_host(), dv, tol);
+  }
+}
 INSTANTIATE_TEST_SUITE_P(OddSizes, AttentionGpu,
                          ::testing::Values(AttnShape{2, 37, 3, 22}, AttnShape{1, 129, 5, 52},
                                            AttnShape{3, 65, 8, 128}));
@@ -391,6 +505,21 @@ Batch batch_for(int B, int T, uint64_t seed) {
   return b;
 }
 
+// Initialise, then move every scale away from its init so that γ = 1 hides no bug.
+void init_away_from_one(Transformer<float>& ref) {
+  ref.init(123);
+  Rng rng(5);
+  for (const auto& p : ref.layout().params())
+    if (p.role == Role::Scale)
+      for (size_t i = 0; i < p.numel; i++) ref.params[p.offset + i] = float(1.0 + 0.3 * rng.normal());
+}
+
+double rms_of(const Vec& v) {
+  double ss = 0;
+  for (float x : v) ss += double(x) * x;
+  return std::sqrt(ss / double(v.size()));
+}
+
 class ModelGpu : public ::testing::TestWithParam<ModelCase> {};
 
 TEST_P(ModelGpu, LossAndEveryGradientOneStepAndTenSteps) {
@@ -399,12 +528,7 @@ TEST_P(ModelGpu, LossAndEveryGradientOneStepAndTenSteps) {
   const ModelConfig cfg = model_for(mc.name);
   const int B = 3, T = cfg.context;
   Transformer<float> ref(cfg, B);
-  ref.init(123);
-  // Move every scale away from its init so that γ = 1 hides no bug.
-  Rng rng(5);
-  for (const auto& p : ref.layout().params())
-    if (p.role == Role::Scale)
-      for (size_t i = 0; i < p.numel; i++) ref.params[p.offset + i] = float(1.0 + 0.3 * rng.normal());
+  init_away_from_one(ref);
   gpu::GpuTransformer g(cfg, B);
   g.set_params(ref.params);
   ASSERT_EQ(g.layout().total(), ref.layout().total());
@@ -425,9 +549,7 @@ TEST_P(ModelGpu, LossAndEveryGradientOneStepAndTenSteps) {
     ref.backward(), g.backward();
     if (s == 1 || s == steps) {
       const Vec grads = g.get_grads();
-      double ss = 0;
-      for (float x : ref.grads) ss += double(x) * x;
-      const double rms_all = std::sqrt(ss / ref.grads.size());
+      const double rms_all = rms_of(ref.grads);
       std::printf("[cmp] %-44s rms of all gradients %.3e\n",
                   fmt::format("{} {} step {}", mc.name, mc.optimizer, s).c_str(), rms_all);
       for (const auto& p : ref.layout().params()) {
@@ -472,6 +594,110 @@ std::vector<ModelCase> model_cases() {
   return v;
 }
 INSTANTIATE_TEST_SUITE_P(EveryStrategy, ModelGpu, ::testing::ValuesIn(model_cases()), case_name);
+
+// The model with tf32 or bf16 matrix products against the fp32 reference: the loss and every
+// gradient after one step, the parameters after 10 AdamW steps, within 8u (see the top).
+struct PrecisionCase {
+  std::string name;
+  gpu::Precision precision;
+};
+void PrintTo(const PrecisionCase& c, std::ostream* os) { *os << c.name << " " << gpu::precision_name(c.precision); }
+class ModelGpuPrecision : public ::testing::TestWithParam<PrecisionCase> {};
+
+TEST_P(ModelGpuPrecision, WithinTheOperandRoundoff) {
+  REQUIRE_GPU();
+  const auto& [name, precision] = GetParam();
+  const ModelConfig cfg = model_for(name);
+  const int B = 3, T = cfg.context;
+  Transformer<float> ref(cfg, B);
+  init_away_from_one(ref);
+  gpu::GpuTransformer g(cfg, B);
+  g.set_params(ref.params);
+  PrecisionScope scope(precision);
+  const double u = tolerance_u(precision), tol = 8 * u;
+  const std::string tag = fmt::format("{} {}", name, gpu::precision_name(precision));
+
+  TrainConfig tc;
+  tc.lr = 1e-3, tc.weight_decay = 0.1, tc.wd_policy = "iwd";
+  auto opt = make_optimizer<float>(ref.layout(), tc);
+  gpu::GpuOptimizer gopt(g.layout(), tc);
+  DeviceArray<float> partial;
+  for (int s = 1; s <= 10; s++) {
+    const Batch b = batch_for(B, T, 2000 + s);
+    ref.zero_grad(), g.zero_grad();
+    const float l_ref = ref.forward(b.x.data(), b.y.data(), B, T);
+    const float l_gpu = g.forward(b.x.data(), b.y.data(), B, T);
+    ref.backward(), g.backward();
+    if (s == 1) {
+      const Vec grads = g.get_grads();
+      const double rms_all = rms_of(ref.grads);
+      for (const auto& p : ref.layout().params()) {
+        if (!p.note.empty()) continue;  // structurally zero (see ModelGpu)
+        const Vec gr(grads.begin() + p.offset, grads.begin() + p.offset + p.numel);
+        const Vec rr(ref.grads.begin() + p.offset, ref.grads.begin() + p.offset + p.numel);
+        compare_norm(fmt::format("{} step 1 d{}", tag, p.name), gr, rr, 2 * tol, rms_all);
+      }
+      compare(tag + " step 1 loss", {l_gpu}, {l_ref}, 2 * u);
+    }
+    clip_grad_norm(ref.grads.data(), ref.grads.size(), 1.0);
+    gpu::clip_grad_norm(g.grads.data(), g.grads.size(), 1.0, partial);
+    opt->step(ref.params.data(), ref.grads.data(), 1.0);
+    gopt.step(g.params.data(), g.grads.data(), 1.0);
+  }
+  compare_norm(tag + " params after 10 steps", g.get_params(), ref.params, tol);
+}
+
+std::vector<PrecisionCase> precision_cases() {
+  std::vector<PrecisionCase> v;
+  for (gpu::Precision p : kReduced)
+    for (const char* name : {"baseline", "unified", "dp+qk+post", "magdir-normalized+post"})
+      v.push_back({name, p});
+  return v;
+}
+INSTANTIATE_TEST_SUITE_P(Reduced, ModelGpuPrecision, ::testing::ValuesIn(precision_cases()),
+                         [](const ::testing::TestParamInfo<PrecisionCase>& i) {
+                           std::string s = i.param.name + "_" + gpu::precision_name(i.param.precision);
+                           for (auto& c : s)
+                             if (!std::isalnum((unsigned char)c)) c = '_';
+                           return s;
+                         });
+
+// bf16 keeps fp32 master weights and scale vectors: one AdamW step of lr 1e-6 moves every
+// parameter by about ±1e-6 (the first step is lr·sign(g)), far below bf16's resolution (2^-8
+// relative: 8e-5 at a weight of 0.02, 8e-3 at a γ of 1). Stored in bf16, no parameter would move
+// and the difference would be the whole update; in fp32 only the entries whose gradient sign
+// differs from the reference's (gradients near zero) differ.
+TEST(ModelGpuPrecision, Bf16KeepsUpdatesBelowItsResolution) {
+  REQUIRE_GPU();
+  const ModelConfig cfg = model_for("unified");
+  const int B = 3, T = cfg.context;
+  Transformer<float> ref(cfg, B);
+  init_away_from_one(ref);
+  gpu::GpuTransformer g(cfg, B);
+  g.set_params(ref.params);
+  PrecisionScope scope(gpu::Precision::bf16);
+  TrainConfig tc;
+  tc.lr = 1e-6, tc.weight_decay = 0;
+  auto opt = make_optimizer<float>(ref.layout(), tc);
+  gpu::GpuOptimizer gopt(g.layout(), tc);
+  const Vec before = ref.params;
+  const Batch b = batch_for(B, T, 3001);
+  ref.zero_grad(), g.zero_grad();
+  ref.forward(b.x.data(), b.y.data(), B, T), g.forward(b.x.data(), b.y.data(), B, T);
+  ref.backward(), g.backward();
+  opt->step(ref.params.data(), ref.grads.data(), 1.0);
+  gopt.step(g.params.data(), g.grads.data(), 1.0);
+  const Vec after = g.get_params();
+  Vec d_gpu, d_ref, s_gpu, s_ref;  // updates of all parameters, of the scale vectors
+  for (const auto& p : ref.layout().params())
+    for (size_t i = p.offset; i < p.offset + p.numel; i++) {
+      d_gpu.push_back(after[i] - before[i]), d_ref.push_back(ref.params[i] - before[i]);
+      if (p.role == Role::Scale) s_gpu.push_back(d_gpu.back()), s_ref.push_back(d_ref.back());
+    }
+  ASSERT_FALSE(s_ref.empty());
+  compare_norm("bf16 lr 1e-6 update of the scale vectors", s_gpu, s_ref, 0.5);
+  compare_norm("bf16 lr 1e-6 update of all parameters", d_gpu, d_ref, 0.5);
+}
 
 // Two runs of the same steps on the same device give the same bits (no atomics, fixed orders).
 TEST(ModelGpuDeterminism, RepeatRunsAreBitIdentical) {
