@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "model.h"
+#include "ops.h"
 
 namespace scalevec::gpu {
 
@@ -10,24 +11,29 @@ std::vector<GradCompare> compare_with_reference(const ModelConfig& cfg, const st
                                                 const std::vector<double>& grads,
                                                 const std::vector<int32_t>& tokens,
                                                 const std::vector<int32_t>& targets, int B, int T,
-                                                double* loss_gpu) {
+                                                Precision precision, double* loss_gpu) {
+  set_matmul_precision(precision);
   GpuTransformer g(cfg, B);
   g.set_params(std::vector<float>(params.begin(), params.end()));
   g.zero_grad();
   *loss_gpu = g.forward(tokens.data(), targets.data(), B, T);
   g.backward();
   const std::vector<float> gg = g.get_grads();
+  double ss_all = 0;
+  for (double x : grads) ss_all += x * x;
+  const double rms_all = std::sqrt(ss_all / double(grads.size()));
   std::vector<GradCompare> out;
   for (const auto& p : g.layout().params()) {
-    GradCompare c{p.name, p.numel, 0, 0};
-    double ss = 0;
-    for (size_t i = 0; i < p.numel; i++) ss += grads[p.offset + i] * grads[p.offset + i];
-    const double rms = std::sqrt(ss / double(p.numel));
+    GradCompare c{p.name, p.numel};
+    double dd = 0, rr = 0;
     for (size_t i = 0; i < p.numel; i++) {
-      const double r = grads[p.offset + i], d = std::abs(double(gg[p.offset + i]) - r);
-      c.max_abs = std::max(c.max_abs, d);
-      c.max_rel = std::max(c.max_rel, std::isfinite(d) ? d / (std::abs(r) + rms + 1e-300) : INFINITY);
+      const double r = grads[p.offset + i], d = double(gg[p.offset + i]) - r;
+      dd += d * d, rr += r * r;
+      c.max_abs = std::max(c.max_abs, std::isfinite(d) ? std::abs(d) : INFINITY);
     }
+    c.diff = std::isfinite(c.max_abs) ? std::sqrt(dd) : INFINITY;
+    c.norm_rel = c.diff / (std::sqrt(rr) + 1e-300);
+    c.scale = std::sqrt(rr) + rms_all * std::sqrt(double(p.numel)) + 1e-300;
     out.push_back(c);
   }
   return out;

@@ -2,6 +2,7 @@
 
 #include "device.h"
 #include "model.h"
+#include "ops.h"
 #include "optim.h"
 #include "ref/train/data.h"
 #include "ref/train/optim.h"
@@ -12,10 +13,12 @@ namespace {
 
 class CudaEngine final : public StepEngine {
  public:
-  CudaEngine(const ModelConfig& mcfg, const TrainConfig& tcfg)
-      : model_(mcfg, tcfg.batch), opt_(model_.layout(), tcfg) {}
+  CudaEngine(const ModelConfig& mcfg, const TrainConfig& tcfg, Precision precision)
+      : model_(mcfg, tcfg.batch), opt_(model_.layout(), tcfg), precision_(precision) {}
 
-  std::string name() const override { return "cuda (" + describe() + ")"; }
+  std::string name() const override {
+    return fmt::format("cuda ({}), {} matrix products", describe(), precision_name(precision_));
+  }
 
   void load(const std::vector<float>& params, Optimizer<float>& opt) override {
     require(opt.name() == opt_.name(), "optimizer '{}' on the host, '{}' on the GPU", opt.name(), opt_.name());
@@ -33,6 +36,7 @@ class CudaEngine final : public StepEngine {
   }
 
   double step(const Batch& b, double lr_factor, double grad_clip, double* grad_norm) override {
+    set_matmul_precision(precision_);
     const double loss = model_.forward(b.inputs.data(), b.targets.data(), b.B, b.T);
     model_.zero_grad();
     model_.backward();
@@ -42,21 +46,24 @@ class CudaEngine final : public StepEngine {
   }
 
   double loss(const Batch& b, int n) override {
+    set_matmul_precision(precision_);
     return model_.forward(b.inputs.data(), b.targets.data(), n, b.T);
   }
 
  private:
   GpuTransformer model_;
   GpuOptimizer opt_;
+  Precision precision_;
   DeviceArray<float> partial_;
 };
 
 }  // namespace
 
-std::unique_ptr<StepEngine> make_cuda_engine(const ModelConfig& mcfg, const TrainConfig& tcfg) {
+std::unique_ptr<StepEngine> make_cuda_engine(const ModelConfig& mcfg, const TrainConfig& tcfg,
+                                             Precision precision) {
   std::string why;
   require(available(&why), "--device cuda: {}", why);
-  return std::make_unique<CudaEngine>(mcfg, tcfg);
+  return std::make_unique<CudaEngine>(mcfg, tcfg, precision);
 }
 
 }  // namespace scalevec::gpu

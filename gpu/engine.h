@@ -4,13 +4,16 @@
 
 #include <memory>
 
+#include "precision.h"
 #include "ref/model/config.h"
 #include "ref/train/config.h"
 #include "ref/train/trainer.h"
 
 namespace scalevec::gpu {
 
-// Throws Error (one line, saying why) when no CUDA device can be used.
-std::unique_ptr<StepEngine> make_cuda_engine(const ModelConfig& mcfg, const TrainConfig& tcfg);
+// Throws Error (one line, saying why) when no CUDA device can be used. Sets the process's
+// matrix-product precision (gpu/ops.h).
+std::unique_ptr<StepEngine> make_cuda_engine(const ModelConfig& mcfg, const TrainConfig& tcfg,
+                                             Precision precision = Precision::fp32);
 
 }  // namespace scalevec::gpu

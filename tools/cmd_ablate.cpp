@@ -137,7 +137,7 @@ std::string refused_flag(const std::string& flag, bool common) {
     return "all arms train on the same data: give --data once, as a common flag (after --)";
   if (flag == "--out" || flag == "--resume" || flag == "--force" || flag == "--stop-at")
     return "ablate chooses each run's directory and resumes runs itself";
-  if (flag == "--preset" || flag == "--threads" || flag == "--device")
+  if (flag == "--preset" || flag == "--threads" || flag == "--device" || flag == "--precision")
     return "it is an option of ablate itself";
   return "";
 }
@@ -447,7 +447,8 @@ std::string write_grid_reports(const std::string& out, const Grid& g) {
 }
 
 struct Args {
-  std::string out, arms, arms_file, seeds, preset = "tiny", baseline, common, device = "cpu";
+  std::string out, arms, arms_file, seeds, preset = "tiny", baseline, common;
+  DeviceChoice device;
   std::vector<std::string> arm, common_words;
   bool allow_different_tokens = false, force = false;
   int threads = 0, stop_after_runs = 0;
@@ -542,7 +543,7 @@ Plan define_grid(const Args& a, const std::vector<std::string>& argv, bool prese
 // Trains (or resumes) one run; true when it finished, false when it was interrupted (Ctrl-C).
 // A finished run gets result.json; an interrupted one keeps its training time in timing.json.
 bool train_run(const ArmDef& arm, uint64_t seed, const std::string& dir, const TextData& data,
-               const std::string& device, GridProgress& progress) {
+               const DeviceChoice& device, GridProgress& progress) {
   const bool resume = fs::exists(model_path(dir)) && fs::exists(state_path(dir));
   if (resume) progress.line(progress.label() + ": resuming from its checkpoint");
   TrainConfig tcfg = arm.train;
@@ -664,7 +665,7 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
   cmd->add_flag("--force", a->force, "redefine arms whose flags changed since grid.json, deleting "
                 "their runs");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
-  add_device_option(cmd, a->device);
+  add_device_options(cmd, a->device);
   cmd->add_option("--stop-after-runs", a->stop_after_runs,
                   "stop (resumably) after training this many runs")->check(at_least(1));
   std::string builtin;
@@ -673,7 +674,7 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
   cmd->footer(
       "Built-in arms:" + builtin +
       "\n\nArm flags are parsed exactly as `scalevec train` parses them; --seed, --out, --resume, "
-      "--preset, --threads and --device are ablate's own, and --data may only be a common flag. Every run sees "
+      "--preset, --threads, --device and --precision are ablate's own, and --data may only be a common flag. Every run sees "
       "the same tokens: arms that change --steps, --batch or --context are refused. An arm of an "
       "existing grid must keep its definition (or --force). Unless given, --ckpt-every is "
       "--eval-every, so a killed grid loses little.\n\nExamples:\n"
@@ -682,6 +683,7 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
       "  scalevec ablate --out abl          (continue the grid, e.g. after Ctrl-C)");
   return [=]() -> int {
     set_num_threads(a->threads);
+    a->device.validate();
     const Plan plan = define_grid(*a, argv, cmd->get_option("--preset")->count() > 0,
                                   cmd->get_option("--seeds")->count() > 0);
     return run_grid(*a, plan);

@@ -36,6 +36,7 @@
 #ifdef SCALEVEC_HAVE_CUDA
 #include "gpu/device.h"
 #include "gpu/model.h"
+#include "gpu/ops.h"
 #include "gpu/optim.h"
 #endif
 
@@ -55,6 +56,7 @@ struct BenchArgs {
   std::string json_out;
   std::string keep_dir;  // "" = temporary directories, removed at the end
   std::string device = "cpu";  // cpu | cuda: where both sides train
+  std::string precision = "fp32";  // fp32 | tf32 | bf16: matrix products on the GPU, both sides
   bool torch_compile = false;  // also time PyTorch with torch.compile
   double peak_tflops = 0;      // > 0: print model FLOP utilisation against this peak
 };
@@ -214,7 +216,8 @@ std::pair<double, std::vector<double>> time_torch(const std::string& dir, const 
       python_env(threads), shell_quote(a.python), shell_quote(torch_script()), shell_quote(dir),
       a.steps, a.warmup, threads, tcfg.lr, tcfg.beta1, tcfg.beta2, tcfg.adam_eps,
       tcfg.weight_decay, tcfg.wd_policy, tcfg.grad_clip, tcfg.wd_embed ? " --decay-embeddings" : "");
-  const std::string full = cmd + " --device " + a.device + (compile ? " --compile" : "");
+  const std::string full =
+      cmd + " --device " + a.device + " --precision " + a.precision + (compile ? " --compile" : "");
   int status = 0;
   const std::string out = capture(full, &status);
   require(status == 0, "the PyTorch benchmark failed (exit {}): {}", status, full);
@@ -258,9 +261,15 @@ struct WorkDir {
   WorkDir& operator=(const WorkDir&) = delete;
 };
 
-// Loss parity at the initial weights: float32 on both sides, so the tolerance is a multiple of
-// float32's unit roundoff (the same rule as `torch_ref.py check`).
-double loss_tolerance(double loss) { return 256.0 * 0x1.0p-24 * std::max(1.0, std::fabs(loss)); }
+// Loss parity at the initial weights. In fp32 both sides compute the same float32 model, so the
+// tolerance is a multiple of float32's unit roundoff (the same rule as `torch_ref.py check`). With
+// tf32 or bf16 matrix products the two round differently (PyTorch's autocast also rounds each
+// product's output to bf16), so the multiple is of the operands' roundoff (2^-10 for tf32, whose
+// rounding cuBLAS leaves open; 2^-8 for bf16): still far below what a different model gives.
+double loss_tolerance(double loss, const std::string& precision) {
+  const double u = precision == "bf16" ? 0x1.0p-8 : precision == "tf32" ? 0x1.0p-10 : 0x1.0p-24;
+  return (precision == "fp32" ? 256.0 : 8.0) * u * std::max(1.0, std::fabs(loss));
+}
 
 struct PresetResult {
   std::string preset, batch_source;
@@ -393,7 +402,8 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
   const bool cuda = a.device == "cuda";
   fmt::print("\nscalevec bench: {}; median of {} training steps ({} round{} of {} after {} "
              "warmup); model FLOPs/token = 6*(matrix+head weights) + 12*L*T*C\n",
-             cuda ? "device cuda (" + device_name() + "), fp32" : fmt::format("{} threads", threads),
+             cuda ? fmt::format("device cuda ({}), {} matrix products", device_name(), a.precision)
+                  : fmt::format("{} threads", threads),
              a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
   const bool mfu = a.peak_tflops > 0;
   fmt::print("{:<6} {:>8} {:>8} {:<15} {:>9} {:>9} {:>10} {:>9} {:>9}{}\n", "preset", "params",
@@ -411,7 +421,7 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
       const double diff = std::fabs(r.ours.loss0 - peer.loss0);
       fmt::print("{:<6} {:>8} {:>8} {:<15} {:>8.3f}x {:>9} {:>9.3f}x {:>9} |diff| {:.2e} {}\n", "",
                  "", "", label, r.ours.step_s / peer.step_s, "", r.ours.tokens_per_s / peer.tokens_per_s,
-                 "", diff, diff <= loss_tolerance(r.ours.loss0) ? "ok" : "MISMATCH");
+                 "", diff, diff <= loss_tolerance(r.ours.loss0, a.precision) ? "ok" : "MISMATCH");
     };
     row(cuda ? "scalevec-cuda" : "scalevec", r.ours, r.preset);
     if (!r.has_torch) continue;
@@ -428,7 +438,8 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
 json to_json(const std::vector<PresetResult>& results, int threads, const BenchArgs& a,
              const std::string& torch_version) {
   json j = {{"threads", threads}, {"steps", a.steps}, {"warmup", a.warmup}, {"rounds", a.rounds},
-            {"torch_version", torch_version}, {"device", a.device}, {"results", json::array()}};
+            {"torch_version", torch_version}, {"device", a.device}, {"precision", a.precision},
+            {"results", json::array()}};
   if (a.device == "cuda") j["device_name"] = device_name();
   if (a.peak_tflops > 0) j["peak_tflops"] = a.peak_tflops;
   for (const auto& r : results) {
@@ -483,9 +494,14 @@ Action add_bench(CLI::App& app) {
   cmd->add_option("--python", a->python, "Python interpreter with PyTorch")->capture_default_str();
   cmd->add_option("--json", a->json_out, "also write the results to this JSON file");
   cmd->add_option("--device", a->device,
-                  "where scalevec and PyTorch train: cpu, or cuda (the GPU mirror, fp32, against "
-                  "PyTorch on the same GPU; needs a build with CUDA and a device)")
+                  "where scalevec and PyTorch train: cpu, or cuda (the GPU mirror against PyTorch "
+                  "on the same GPU; needs a build with CUDA and a device)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--precision", a->precision,
+                  "matrix products on the GPU, the same on both sides: fp32 (PyTorch without "
+                  "TF32), tf32 (PyTorch with TF32 allowed) or bf16 (ours: bf16 operands, fp32 "
+                  "sums and outputs; PyTorch: autocast to bfloat16). cpu is fp32 only")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   cmd->add_flag("--torch-compile", a->torch_compile,
                 "also time PyTorch with torch.compile (a third row; compiling happens in its warmup)");
   cmd->add_option("--peak-tflops", a->peak_tflops,
@@ -498,11 +514,14 @@ Action add_bench(CLI::App& app) {
 
   return [=]() -> int {
     const std::vector<std::string> presets = split_presets(a->presets);
+    require(a->device == "cuda" || a->precision == "fp32",
+            "--precision {} needs --device cuda (the reference trains in fp32)", a->precision);
     if (a->device == "cuda") {
 #ifdef SCALEVEC_HAVE_CUDA
       std::string why;
       require(gpu::available(&why), "--device cuda: {}", why);
-      fmt::print(stderr, "[bench] device: {}\n", gpu::describe());
+      gpu::set_matmul_precision(gpu::parse_precision(a->precision));
+      fmt::print(stderr, "[bench] device: {}, {} matrix products\n", gpu::describe(), a->precision);
 #else
       throw Error("--device cuda: this scalevec was built without CUDA (no nvcc found at configure time)");
 #endif
@@ -522,10 +541,10 @@ Action add_bench(CLI::App& app) {
       require(out.good(), "cannot write '{}'", a->json_out);
     }
     for (const auto& r : results)
-      if (r.has_torch && std::fabs(r.ours.loss0 - r.torch.loss0) > loss_tolerance(r.ours.loss0)) {
+      if (r.has_torch && std::fabs(r.ours.loss0 - r.torch.loss0) > loss_tolerance(r.ours.loss0, a->precision)) {
         fmt::print(stderr, "error: {}: PyTorch's loss at the initial weights differs from ours by "
                    "{:.3e} (tolerance {:.3e}): the two programs do not compute the same model\n",
-                   r.preset, std::fabs(r.ours.loss0 - r.torch.loss0), loss_tolerance(r.ours.loss0));
+                   r.preset, std::fabs(r.ours.loss0 - r.torch.loss0), loss_tolerance(r.ours.loss0, a->precision));
         return 1;
       }
     return 0;

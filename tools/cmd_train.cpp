@@ -22,7 +22,8 @@ extern "C" void on_sigint(int) {
 Action add_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train a model (default: tiny preset on fortunes)");
   struct Args {
-    std::string preset = "tiny", out, prompt = "\n", device = "cpu";
+    std::string preset = "tiny", out, prompt = "\n";
+    DeviceChoice device;
     bool resume = false, force = false, quiet = false;
     int threads = 0, stop_at = 0;
     SampleOptions sample;
@@ -42,7 +43,7 @@ Action add_train(CLI::App& app) {
   cmd->add_option("--stop-at", a->stop_at, "stop after this step with a checkpoint (resumable)")
       ->check(at_least(1));
   cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
-  add_device_option(cmd, a->device);
+  add_device_options(cmd, a->device);
   cmd->add_flag("--quiet", a->quiet, "no progress line");
   cmd->add_option("--sample-len", a->sample.length, "bytes of text to sample at the end (0 = none)")
       ->capture_default_str();

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "flags.h"
+#include "ref/common.h"
 #include "ref/model/config.h"
 #include "ref/train/config.h"
 #include "ref/train/trainer.h"
@@ -30,10 +31,18 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv);
 FlagSet<ModelConfig> model_flags(CLI::App& app);
 // Training flags (--batch, --steps, --lr, ..., --wd-policy).
 FlagSet<TrainConfig> train_flags(CLI::App& app);
-// --device cpu|cuda, and the engine it names (nullptr for cpu; throws Error with the reason when
-// CUDA is not built in or no GPU is usable).
-CLI::Option* add_device_option(CLI::App* cmd, std::string& device);
-std::unique_ptr<StepEngine> make_engine(const std::string& device, const ModelConfig& mcfg,
+// Where training runs: --device cpu|cuda and --precision fp32|tf32|bf16 (the GPU's matrix
+// products; the reference is fp32 only), and the engine they name (nullptr for cpu; throws Error
+// with the reason when CUDA is not built in, no GPU is usable, or the pair makes no sense).
+struct DeviceChoice {
+  std::string device = "cpu", precision = "fp32";
+  void validate() const {
+    require(device == "cuda" || precision == "fp32",
+            "--precision {} needs --device cuda (the reference trains in fp32)", precision);
+  }
+};
+void add_device_options(CLI::App* cmd, DeviceChoice& choice);
+std::unique_ptr<StepEngine> make_engine(const DeviceChoice& choice, const ModelConfig& mcfg,
                                         const TrainConfig& tcfg);
 
 // Settings a scale preset implies for training, applied unless the user set them: `unified`

@@ -1,27 +1,35 @@
-// --device for train, ablate and bench: cpu (the reference) or cuda (the GPU mirror, gpu/).
+// --device and --precision for train and ablate: cpu (the reference, fp32) or cuda (the GPU
+// mirror, gpu/, with fp32, tf32 or bf16 matrix products).
 #include "commands.h"
 #include "ref/common.h"
 #ifdef SCALEVEC_HAVE_CUDA
 #include "gpu/engine.h"
+#include "gpu/precision.h"
 #endif
 
 namespace scalevec {
 
-CLI::Option* add_device_option(CLI::App* cmd, std::string& device) {
-  return cmd
-      ->add_option("--device", device,
-                   "where training runs: cpu (the reference) or cuda (the GPU mirror, fp32; "
-                   "needs a build with CUDA and a GPU). Checkpoints are the same either way")
+void add_device_options(CLI::App* cmd, DeviceChoice& choice) {
+  cmd->add_option("--device", choice.device,
+                  "where training runs: cpu (the reference) or cuda (the GPU mirror; needs a build "
+                  "with CUDA and a GPU). Checkpoints are the same either way")
       ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--precision", choice.precision,
+                  "matrix products on the GPU: fp32, tf32 (tensor cores, 10-bit mantissa operands) "
+                  "or bf16 (mixed precision: bf16 operands, fp32 sums, fp32 master weights and "
+                  "scale vectors). cpu is fp32 only")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
       ->capture_default_str();
 }
 
-std::unique_ptr<StepEngine> make_engine(const std::string& device, const ModelConfig& mcfg,
+std::unique_ptr<StepEngine> make_engine(const DeviceChoice& choice, const ModelConfig& mcfg,
                                         const TrainConfig& tcfg) {
-  if (device == "cpu") return nullptr;
-  require(device == "cuda", "unknown device '{}' (expected cpu or cuda)", device);
+  choice.validate();
+  if (choice.device == "cpu") return nullptr;
+  require(choice.device == "cuda", "unknown device '{}' (expected cpu or cuda)", choice.device);
 #ifdef SCALEVEC_HAVE_CUDA
-  return gpu::make_cuda_engine(mcfg, tcfg);
+  return gpu::make_cuda_engine(mcfg, tcfg, gpu::parse_precision(choice.precision));
 #else
   (void)mcfg, (void)tcfg;
   throw Error("--device cuda: this scalevec was built without CUDA (no nvcc found at configure time)");

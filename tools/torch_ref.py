@@ -25,6 +25,7 @@ Files in a check/bench directory D (all written by scalevec):
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -647,14 +648,19 @@ def cmd_bench(args):
         if not torch.cuda.is_available():
             print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
             return 2
-        # Same precision as scalevec's default: exact fp32 matrix products, no TF32.
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        # The precision scalevec's products use: fp32 without TF32, TF32, or bf16 autocast.
+        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+    elif args.precision != "fp32":
+        print("error: --precision tf32/bf16 needs --device cuda", file=sys.stderr)
+        return 2
+    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+                if args.precision == "bf16" else contextlib.nullcontext())
     model, cfg = load_model(f"{args.dir}/model.safetensors", torch.float32)
     model.to(device)
     inputs, targets = load_batch(f"{args.dir}/batch.safetensors", cfg)
     inputs, targets = inputs.to(device), targets.to(device)
-    with torch.no_grad():
+    with torch.no_grad(), autocast:
         _, loss0 = model(inputs, targets)
     groups = param_groups(model, args.weight_decay, args.wd_policy, args.decay_embeddings)
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
@@ -669,7 +675,8 @@ def cmd_bench(args):
         sync()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        _, loss = step_model(inputs, targets)
+        with autocast:
+            _, loss = step_model(inputs, targets)
         loss.backward()
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -691,7 +698,7 @@ def cmd_bench(args):
         "step_times": times,
         "final_loss": loss.item(), "torch_version": torch.__version__,
         "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"),
-        "compile": bool(args.compile)}))
+        "compile": bool(args.compile), "precision": args.precision}))
     return 0
 
 
@@ -738,8 +745,11 @@ def main(argv=None):
     b.add_argument("--grad-clip", type=float, default=1.0, help="0 = off")
     b.add_argument("--quiet", action="store_true", help="no per-step lines on stderr")
     b.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                   help="where to train (default: %(default)s); cuda: fp32 without TF32, timed "
-                        "with torch.cuda.synchronize() around each step")
+                   help="where to train (default: %(default)s); cuda: timed with "
+                        "torch.cuda.synchronize() around each step")
+    b.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
+                   help="matrix products on cuda (default: %(default)s): fp32 without TF32, TF32 "
+                        "allowed, or torch.autocast to bfloat16 (fp32 weights and optimizer)")
     b.add_argument("--compile", action="store_true",
                    help="wrap the model in torch.compile (the warmup steps include compiling)")
 

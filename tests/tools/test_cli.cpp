@@ -132,6 +132,19 @@ TEST_F(Cli, DeviceCuda) {
   expect_error(run({"bench", "--device", "cuda", "--no-torch", "--presets", "tiny"}), "--device cuda");
 }
 
+// tf32 and bf16 are GPU precisions: on the CPU every command that takes --precision refuses them.
+TEST_F(Cli, ReducedPrecisionNeedsCuda) {
+  expect_error(run(train_args("run", {"--steps", "3", "--precision", "bf16"})), "needs --device cuda");
+  expect_error(run({"gradcheck", "--precision", "tf32", "--layers", "1", "--d-model", "16", "--heads", "2",
+                    "--d-ff", "16"}),
+               "needs --device cuda");
+  expect_error(run({"bench", "--precision", "bf16", "--no-torch", "--presets", "tiny"}), "needs --device cuda");
+  expect_error(run({"ablate", "--out", path("abl"), "--arms", "baseline", "--precision", "bf16", "--",
+                    "--steps", "3"}),
+               "needs --device cuda");
+  expect_error(run(train_args("run", {"--steps", "3", "--precision", "fp16"})), "fp16");
+}
+
 TEST_F(Cli, DeviceUnknown) {
   expect_error(run(train_args("run", {"--steps", "5", "--device", "tpu"})), "tpu");
 }
