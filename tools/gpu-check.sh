@@ -20,7 +20,8 @@
 #                     --prebuilt when it exists, else scalevec's default corpus)
 #   --quick           fewer timed steps (a smoke run)
 #   --prebuilt DIR    skip the build: DIR holds test_gpu, scalevec and lib/ with the shared
-#                     libraries they need (for a machine without the build dependencies)
+#                     libraries they need (for a machine without the build dependencies; make
+#                     DIR with tools/gpu-bundle.sh on a machine that has them)
 #
 # It needs the build dependencies of tools/setup.sh (run that first on a fresh machine), nvcc, and
 # for the comparison a python3 with torch that sees the GPU. It takes a few minutes.
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
     --data) DATA=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --prebuilt) PREBUILT=$2; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -68,6 +69,19 @@ if [ -n "$PREBUILT" ]; then
   export LD_LIBRARY_PATH="$(cd "$PREBUILT" && pwd)/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   say "using prebuilt binaries in $PREBUILT"
   [ -z "$DATA" ] && [ -f "$PREBUILT/fortunes.txt" ] && DATA=$PREBUILT/fortunes.txt
+  # The machine's CUDA runtime and cuBLAS may sit outside the loader's path (e.g. under
+  # /usr/local/cuda-*/targets/...): find what the binaries miss and add its folder.
+  for lib in $(ldd "$SCALEVEC" "$TEST_GPU" | awk '/not found/ {print $1}' | sort -u); do
+    found=$(find /usr/local /opt /usr/lib -name "$lib" -print -quit 2>/dev/null || true)
+    if [ -n "$found" ]; then
+      export LD_LIBRARY_PATH="$(dirname "$found"):$LD_LIBRARY_PATH"
+      say "found $lib in $(dirname "$found")"
+    fi
+  done
+  if ldd "$SCALEVEC" "$TEST_GPU" | grep -q 'not found'; then
+    say "error: libraries not found: $(ldd "$SCALEVEC" "$TEST_GPU" | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')"
+    exit 1
+  fi
 else
   say "configuring $BUILD for sm_$ARCH"
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
