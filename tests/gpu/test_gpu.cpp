@@ -22,9 +22,10 @@
 //
 // tf32 and bf16 (gpu/precision.h) round the two operands of every matrix product, to unit
 // roundoff u = 2^-8 for bf16 and 2^-11 for tf32, taken as 2^-10 for tf32 because cuBLAS does not
-// say whether it rounds or truncates. Each product term then carries a relative error up to 2u
-// (rms about 0.8u for round-to-nearest), of random sign, so a sum of K terms errs by about
-// u·sqrt(Σ t²) ≈ u·rms(ref): per entry about u, the worst of 10^5 entries about 4–5u. Hence:
+// say whether it rounds or truncates. Each product term then carries a relative error up to 2u,
+// of random sign, so a sum of K terms errs by a fraction of u·sqrt(Σ t²) ≈ u·rms(ref): 0.6u rms
+// and 1.9u at the worst of 200 sums at every length (chapter 10, part 2), so about 3u at the worst
+// of 10^5 entries. Hence:
 //   ops, against fp32          rtol 8u for one product (linear), 16u for attention (two chained
 //                              products and a softmax between)
 //   bf16 ops, against the reference on bf16-rounded operands: the fp32 op tolerance (the products

@@ -5,7 +5,13 @@
 //     length, far inside the worst case K·u; relative to the result they can differ without
 //     bound (a sum that cancels has no digits to agree on). Hence the GPU tests' rule
 //     |gpu − ref| ≤ rtol·(|ref| + rms).
-//  2. (with a CUDA device) RMSNorm followed by a scale vector, forward and backward, on the GPU
+//  2. (any machine) What tf32 and bf16 do to one product: dot products whose two operands are
+//     rounded as the GPU's reduced precisions round them (gpu/precision.h), against the exact dot
+//     product in double. The error is about u times the size of the terms, sqrt(Σ t²), at every
+//     length; the worst stays inside the 8u the GPU tests allow for one product. A dot product
+//     that cancels (as a magnitude β's gradient Σ α_c dγ_c does) keeps that absolute error while
+//     its value shrinks, so its relative error can be anything.
+//  3. (with a CUDA device) RMSNorm followed by a scale vector, forward and backward, on the GPU
 //     against ref/ops in fp32: max errors, the share of the threshold used, and dγ reduced twice
 //     to the same bits.
 // Exit status 0 iff every stated bound holds.
@@ -18,6 +24,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "gpu/precision.h"
 #include "ref/ops/rmsnorm.h"
 #include "ref/ops/scale.h"
 #include "ref/rng.h"
@@ -47,6 +54,18 @@ static float sum_warp_tree(const std::vector<float>& x) {
     std::memcpy(lane, next, sizeof lane);
   }
   return lane[0];
+}
+// [end]
+
+// [snippet:rounded_dot]
+// One dot product with both operands rounded to precision p, summed exactly (in double): the
+// error of this against the unrounded dot product is the rounding's alone (the GPU sums in fp32,
+// whose error is part 1's, 2^16 times smaller than bf16's).
+static double dot_rounded(const std::vector<float>& a, const std::vector<float>& b, gpu::Precision p) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); i++)
+    s += double(gpu::round_operand(a[i], p)) * double(gpu::round_operand(b[i], p));
+  return s;
 }
 // [end]
 
@@ -84,7 +103,41 @@ int main(int argc, char** argv) {
               "   orders' difference relative to the result |sum x_i|. Both orders are correct, neither\n"
               "   is exact, and where the sum cancels their relative difference is large.\n\n");
 
-  std::printf("2. RMSNorm + scale vector on the GPU against ref/ops (fp32)\n");
+  std::printf("2. One product with rounded operands, error relative to sqrt(sum t_i^2) in units of u,\n"
+              "   %d random dot products per length\n", trials);
+  std::printf("%6s %6s %10s %10s %10s %14s\n", "prec", "K", "rms / u", "worst / u", "bound / u",
+              "cancelling: rel");
+  for (gpu::Precision p : {gpu::Precision::tf32, gpu::Precision::bf16}) {
+    const double up = gpu::unit_roundoff(p);
+    for (int K : {64, 1024, 16384}) {
+      double ss = 0, worst = 0, worst_cancel = 0;
+      for (int t = 0; t < trials; t++) {
+        std::vector<float> a(K), b(K);
+        for (auto& v : a) v = float(rng.normal());
+        for (auto& v : b) v = float(rng.normal());
+        double exact = 0, terms = 0;
+        for (int i = 0; i < K; i++) exact += double(a[i]) * b[i], terms += std::pow(double(a[i]) * b[i], 2);
+        const double e = std::abs(dot_rounded(a, b, p) - exact) / std::sqrt(terms) / up;
+        ss += e * e, worst = std::max(worst, e);
+        // b moved along a until the dot product is 1% of sqrt(Σ t²): its terms now cancel.
+        double aa = 0;
+        for (float v : a) aa += double(v) * v;
+        const double target = 0.01 * std::sqrt(terms);
+        for (int i = 0; i < K; i++) b[i] = float(b[i] - a[i] * ((exact - target) / aa));
+        double exact_c = 0;
+        for (int i = 0; i < K; i++) exact_c += double(a[i]) * b[i];
+        worst_cancel = std::max(worst_cancel, std::abs(dot_rounded(a, b, p) - exact_c) / std::abs(exact_c));
+      }
+      const bool within = worst <= 8;  // the GPU tests' tolerance for one product: 8u
+      ok &= within;
+      std::printf("%6s %6d %10.2f %10.2f %10d %14.1e %s\n", gpu::precision_name(p), K,
+                  std::sqrt(ss / trials), worst, 8, worst_cancel, within ? "" : "FAIL");
+    }
+  }
+  std::printf("   Last column: the worst |rounded - exact| / |exact| of dot products whose terms cancel\n"
+              "   to 1%% of sqrt(sum t_i^2): the same absolute error, 100 times the relative one.\n\n");
+
+  std::printf("3. RMSNorm + scale vector on the GPU against ref/ops (fp32)\n");
 #ifdef SCALEVEC_HAVE_CUDA
   std::string why;
   if (!gpu::available(&why)) {
