@@ -19,9 +19,11 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 json RunResult::to_json() const {
-  return {{"arm", arm},       {"seed", seed},       {"final_val_loss", final_val_loss},
-          {"steps", steps},   {"tokens", tokens},   {"seconds", seconds},
-          {"sec_per_step", sec_per_step},           {"val", val}};
+  json j = {{"arm", arm},       {"seed", seed},       {"final_val_loss", final_val_loss},
+            {"steps", steps},   {"tokens", tokens},   {"seconds", seconds},
+            {"sec_per_step", sec_per_step},           {"val", val}};
+  if (!device.empty()) j["device"] = device;
+  return j;
 }
 
 RunResult RunResult::from_json(const json& j, const std::string& path) {
@@ -35,6 +37,7 @@ RunResult RunResult::from_json(const json& j, const std::string& path) {
     r.seconds = j.at("seconds").get<double>();
     r.sec_per_step = j.at("sec_per_step").get<double>();
     r.val = j.at("val").get<std::vector<std::pair<int, double>>>();
+    r.device = j.value("device", "");
   } catch (const json::exception& e) {
     throw Error(fmt::format("'{}' is not a valid run result: {}", path, e.what()));
   }
@@ -157,7 +160,16 @@ std::string summary_md(const GridReport& r) {
         "is below the baseline's.\n"
         "- **ms/step**: wall-clock milliseconds per optimizer step, evaluation and checkpoints "
         "excluded, mean over seeds; **overhead** = arm / baseline − 1. Comparable only between "
-        "runs on the same machine, with the same --threads and a similar load.\n\n";
+        "runs on the same machine, with the same --threads and a similar load.\n";
+  std::map<std::string, int> devices;  // where the finished runs trained (their last part)
+  for (const auto& run : r.runs) devices[run.device.empty() ? "not recorded" : run.device]++;
+  if (!devices.empty()) {
+    std::vector<std::string> parts;
+    for (const auto& [d, n] : devices) parts.push_back(fmt::format("{} ({} run{})", d, n, n == 1 ? "" : "s"));
+    md += fmt::format("- **trained on**: {}{}.\n", fmt::join(parts, "; "),
+                      devices.size() > 1 ? ": the runs do not share one machine or precision" : "");
+  }
+  md += "\n";
 
   md += "Definitions (preset, flags every arm shares, the arm's own flags):\n\n";
   for (const auto& arm : r.arms)

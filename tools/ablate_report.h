@@ -26,6 +26,8 @@ struct RunResult {
   double seconds = 0;          // wall-clock in train(), evaluation and checkpoints included
   double sec_per_step = 0;     // the optimizer step alone (evaluation and checkpoints excluded)
   std::vector<std::pair<int, double>> val;  // validation loss curve (step, loss)
+  std::string device;          // where its last part trained: "cpu, 2 threads" or the CUDA
+                               // engine's name with its precision ("" in results of old versions)
 
   nlohmann::json to_json() const;
   static RunResult from_json(const nlohmann::json& j, const std::string& path);  // Error on bad input

@@ -566,7 +566,8 @@ bool train_run(const ArmDef& arm, uint64_t seed, const std::string& dir, const T
                               res.last_step));
     return false;
   }
-  const RunResult r = finished_run(arm, seed, dir, t);
+  RunResult r = finished_run(arm, seed, dir, t);
+  r.device = engine ? engine->name() : fmt::format("cpu, {} threads", num_threads());
   write_file_atomically(dir + "/result.json", r.to_json().dump(1) + "\n");
   fs::remove(dir + "/timing.json");
   progress.line(fmt::format("{}: val loss {:.4f} after {} steps ({}, {:.3g} ms/step)", progress.label(),

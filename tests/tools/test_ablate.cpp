@@ -261,7 +261,9 @@ TEST_F(Ablate, InterruptedGridEndsLikeAnUninterruptedOne) {
     const json ra = json::parse(read_file(path("a") + run)), rb = json::parse(read_file(path("b") + run));
     EXPECT_EQ(ra.at("val"), rb.at("val")) << "validation curves differ: " << run;
     EXPECT_GT(rb.at("sec_per_step").get<double>(), 0) << run;
+    EXPECT_EQ(rb.value("device", "").rfind("cpu, ", 0), 0u) << "where the run trained: " << run;
   }
+  EXPECT_NE(read_file(path("b/summary.md")).find("- **trained on**: cpu, "), std::string::npos);
 }
 
 TEST_F(Ablate, BadArmsAreOneLineErrors) {
