@@ -12,6 +12,10 @@ std::vector<GradCompare> compare_with_reference(const ModelConfig& cfg, const st
                                                 const std::vector<int32_t>& tokens,
                                                 const std::vector<int32_t>& targets, int B, int T,
                                                 Precision precision, double* loss_gpu) {
+  struct Restore {  // the caller's precision again on the way out
+    Precision before = matmul_precision();
+    ~Restore() { set_matmul_precision(before); }
+  } restore;
   set_matmul_precision(precision);
   GpuTransformer g(cfg, B);
   g.set_params(std::vector<float>(params.begin(), params.end()));
