@@ -6,7 +6,8 @@
 # in Markdown.
 #
 #   tools/gpu-check.sh [--out FILE] [--build-dir DIR] [--arch SM] [--presets LIST]
-#                      [--precisions LIST] [--data FILE] [--quick] [--prebuilt DIR]
+#                      [--precisions LIST] [--compile LIST] [--data FILE] [--quick]
+#                      [--prebuilt DIR]
 #
 #   --out FILE        results file (default: gpu-results-<date>.md in the current directory);
 #                     the raw logs go beside it (FILE.tests.log, FILE.commands.log,
@@ -16,6 +17,8 @@
 #                     nvidia-smi's compute capability, else 90)
 #   --presets LIST    bench presets (default: small,gpt2)
 #   --precisions LIST bench precisions, each against PyTorch in the same one (default: fp32,bf16)
+#   --compile LIST    precisions whose bench also times torch.compile (default: fp32; compiling
+#                     costs a minute or two per preset; "none" for none)
 #   --data FILE       training text for the command checks (default: DIR/fortunes.txt with
 #                     --prebuilt when it exists, else scalevec's default corpus)
 #   --quick           fewer timed steps (a smoke run)
@@ -33,6 +36,7 @@ BUILD=build-gpu
 ARCH=""
 PRESETS=small,gpt2
 PRECISIONS=fp32,bf16
+COMPILE=fp32
 DATA=""
 QUICK=0
 PREBUILT=""
@@ -43,10 +47,11 @@ while [ $# -gt 0 ]; do
     --arch) ARCH=$2; shift 2 ;;
     --presets) PRESETS=$2; shift 2 ;;
     --precisions) PRECISIONS=$2; shift 2 ;;
+    --compile) COMPILE=$2; shift 2 ;;
     --data) DATA=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --prebuilt) PREBUILT=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -153,16 +158,18 @@ for P in ${PRECISIONS//,/ }; do
     bf16:*H100*|bf16:*H200*) PEAK=989 ;;
     bf16:*A100*) PEAK=312 ;;
   esac
-  say "benchmarking presets $PRESETS, $P, on the GPU (scalevec vs PyTorch eager and torch.compile)"
+  CFLAG=""
+  [[ ",$COMPILE," == *",$P,"* ]] && CFLAG=--torch-compile
+  say "benchmarking presets $PRESETS, $P, on the GPU (scalevec vs PyTorch eager${CFLAG:+ and torch.compile})"
   set +e
-  "$SCALEVEC" bench --device cuda --precision $P --presets "$PRESETS" --python python3 --torch-compile \
+  "$SCALEVEC" bench --device cuda --precision $P --presets "$PRESETS" --python python3 $CFLAG \
     --rounds 1 --steps $STEPS --warmup $WARMUP --peak-tflops $PEAK --json "$OUT.bench-$P.json" \
     > "$OUT.bench-$P.log" 2> "$OUT.bench-$P.err"
   RC=$?
   set -e
   say "bench $P exit $RC"
   [ $RC != 0 ] && BENCH_RC=$RC
-  BENCH_RUNS+=("$P:$PEAK:$RC")
+  BENCH_RUNS+=("$P:$PEAK:$RC:$CFLAG")
 done
 
 # 4. The results file.
@@ -193,10 +200,10 @@ done
   grep -E '^\$ scalevec|^scalevec |^error|^exit |^GPU|PASS|FAIL|val loss|^grid done' "$CMDS" | cut -c1-200 | head -80 || true
   echo '```'
   for RUN in "${BENCH_RUNS[@]}"; do
-    IFS=: read -r P PEAK RC <<< "$RUN"
+    IFS=: read -r P PEAK RC CFLAG <<< "$RUN"
     echo
     echo "**Benchmark, $P** (\`scalevec bench --device cuda --precision $P --presets $PRESETS" \
-         "--torch-compile --rounds 1 --steps $STEPS --warmup $WARMUP --peak-tflops $PEAK\`; MFU" \
+         "${CFLAG:+$CFLAG }--rounds 1 --steps $STEPS --warmup $WARMUP --peak-tflops $PEAK\`; MFU" \
          "against the dense $P peak of $PEAK TFLOP/s), exit $RC:"
     echo
     echo '```'
