@@ -188,6 +188,10 @@ done
     echo '```'
   fi
   echo
+  echo "By family (\`tools/cmp_summary.py\`; the thresholds: tests/gpu/test_gpu.cpp, chapter 10):"
+  echo
+  python3 "$ROOT/tools/cmp_summary.py" "$OUT.tests.log" || echo "(the summary failed)"
+  echo
   echo "Every comparison (max abs error, max relative error, share of its threshold used):"
   echo
   echo '```'

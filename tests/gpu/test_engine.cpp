@@ -69,8 +69,11 @@ void expect_close_runs(const std::string& what, const TrainResult& g, const Trai
   }
   const double prel = norm_rel(pg, pc);
   EXPECT_LE(prel, param_tol) << what << " final weights";
-  std::printf("[cmp] %-44s worst step loss rel %.2e, final weights norm rel %.2e (tol %.0e, %.0e)\n",
-              what.c_str(), worst_loss, prel, loss_rtol, param_tol);
+  std::printf("[cmp] %-44s n=%-8zu max rel %.2e  %6.2f%% of threshold (rtol %.0e)\n",
+              (what + " step losses").c_str(), c.steps.size(), worst_loss, 100 * worst_loss / loss_rtol,
+              loss_rtol);
+  std::printf("[cmp] %-44s n=%-8zu norm rel %.2e  %6.2f%% of threshold (tol %.0e)\n",
+              (what + " final weights").c_str(), pc.size(), prel, 100 * prel / param_tol, param_tol);
 }
 
 class EngineGpu : public ::testing::TestWithParam<std::string> {};
