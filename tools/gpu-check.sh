@@ -98,6 +98,66 @@ else
 fi
 export SCALEVEC_SOURCE_DIR=$ROOT   # where `scalevec bench` finds tools/torch_ref.py
 
+# The results file, rewritten after every stage so that a run cut short still leaves one.
+CMDS="$OUT.commands.log"
+CMD_FAILED=""
+BENCH_RUNS=()
+STEPS=20; WARMUP=3
+[ "$QUICK" = 1 ] && STEPS=5 && WARMUP=2
+write_results() {
+  {
+    echo "## $(date -u +%F): $CARD"
+    echo
+    echo "Commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus uncommitted changes'), built for sm_$ARCH;" \
+         "\`tools/gpu-check.sh\`."
+    echo
+    echo "**Tests**: $PASSED passed, $FAILED failed, $SKIPPED skipped (exit $TEST_RC)."
+    if [ "$FAILED" != 0 ]; then
+      echo
+      echo "Failed:"
+      echo '```'
+      grep -E '^\[  FAILED  \].*\([0-9]+ ms\)$' "$OUT.tests.log" | head -40
+      echo '```'
+    fi
+    echo
+    echo "By family (\`tools/cmp_summary.py\`; the thresholds: tests/gpu/test_gpu.cpp, chapter 10):"
+    echo
+    python3 "$ROOT/tools/cmp_summary.py" "$OUT.tests.log" || echo "(the summary failed)"
+    echo
+    echo "Every comparison (max abs error, max relative error, share of its threshold used):"
+    echo
+    echo '```'
+    grep '^\[cmp\]' "$OUT.tests.log" | sed 's/^\[cmp\] //' || true
+    echo '```'
+    if [ -n "$CMD_FAILED" ]; then
+      echo
+      echo "**Commands** with \`--device cuda\` (train, gradcheck, ablate; the whole log is $(basename "$CMDS")): $CMD_FAILED failed."
+      echo
+      echo '```'
+      grep -E '^\$ scalevec|^scalevec |^error|^exit |^GPU|PASS|FAIL|val loss|^grid done' "$CMDS" | cut -c1-200 | head -80 || true
+      echo '```'
+    fi
+    for RUN in "${BENCH_RUNS[@]}"; do
+      IFS=: read -r P PEAK RC CFLAG <<< "$RUN"
+      echo
+      echo "**Benchmark, $P** (\`scalevec bench --device cuda --precision $P --presets $PRESETS" \
+           "${CFLAG:+$CFLAG }--rounds 1 --steps $STEPS --warmup $WARMUP --peak-tflops $PEAK\`; MFU" \
+           "against the dense $P peak of $PEAK TFLOP/s), exit $RC:"
+      echo
+      echo '```'
+      cat "$OUT.bench-$P.log"
+      echo '```'
+      if [ "$RC" != 0 ]; then
+        echo
+        echo "Its errors:"
+        echo '```'
+        tail -20 "$OUT.bench-$P.err"
+        echo '```'
+      fi
+    done
+  } > "$OUT"
+}
+
 # 2. The GPU test suite.
 say "running the GPU test suite"
 set +e
@@ -108,10 +168,10 @@ PASSED=$(grep -c '^\[       OK \]' "$OUT.tests.log" || true)
 FAILED=$(grep -cE '^\[  FAILED  \].*\([0-9]+ ms\)$' "$OUT.tests.log" || true)
 SKIPPED=$(grep -cE '^\[  SKIPPED \].*\([0-9]+ ms\)$' "$OUT.tests.log" || true)
 say "tests: $PASSED passed, $FAILED failed, $SKIPPED skipped (exit $TEST_RC)"
+write_results
 
 # 3. The commands with --device cuda, once each, small: they must run and agree with the CPU.
 say "running train, gradcheck and ablate with --device cuda"
-CMDS="$OUT.commands.log"
 : > "$CMDS"
 CMD_FAILED=0
 WORK=$(mktemp -d)
@@ -139,12 +199,10 @@ run_cmd "ablate bf16" ablate --device cuda --precision bf16 --out "$WORK/abl" --
 set -e
 rm -rf "$WORK"
 say "commands: $CMD_FAILED failed"
+write_results
 
 # 4. The benchmark against PyTorch on the same GPU (eager and torch.compile), per precision.
-STEPS=20; WARMUP=3
-[ "$QUICK" = 1 ] && STEPS=5 && WARMUP=2
 BENCH_RC=0
-BENCH_RUNS=()
 for P in ${PRECISIONS//,/ }; do
   PEAK=0
   case "$P:$CARD" in  # dense peaks from NVIDIA's data sheets (SXM parts unless named)
@@ -170,57 +228,9 @@ for P in ${PRECISIONS//,/ }; do
   say "bench $P exit $RC"
   [ $RC != 0 ] && BENCH_RC=$RC
   BENCH_RUNS+=("$P:$PEAK:$RC:$CFLAG")
+  write_results
 done
 
-# 4. The results file.
-{
-  echo "## $(date -u +%F): $CARD"
-  echo
-  echo "Commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' plus uncommitted changes'), built for sm_$ARCH;" \
-       "\`tools/gpu-check.sh\`."
-  echo
-  echo "**Tests**: $PASSED passed, $FAILED failed, $SKIPPED skipped (exit $TEST_RC)."
-  if [ "$FAILED" != 0 ]; then
-    echo
-    echo "Failed:"
-    echo '```'
-    grep -E '^\[  FAILED  \].*\([0-9]+ ms\)$' "$OUT.tests.log" | head -40
-    echo '```'
-  fi
-  echo
-  echo "By family (\`tools/cmp_summary.py\`; the thresholds: tests/gpu/test_gpu.cpp, chapter 10):"
-  echo
-  python3 "$ROOT/tools/cmp_summary.py" "$OUT.tests.log" || echo "(the summary failed)"
-  echo
-  echo "Every comparison (max abs error, max relative error, share of its threshold used):"
-  echo
-  echo '```'
-  grep '^\[cmp\]' "$OUT.tests.log" | sed 's/^\[cmp\] //' || true
-  echo '```'
-  echo
-  echo "**Commands** with \`--device cuda\` (train, gradcheck, ablate; the whole log is $(basename "$CMDS")): $CMD_FAILED failed."
-  echo
-  echo '```'
-  grep -E '^\$ scalevec|^scalevec |^error|^exit |^GPU|PASS|FAIL|val loss|^grid done' "$CMDS" | cut -c1-200 | head -80 || true
-  echo '```'
-  for RUN in "${BENCH_RUNS[@]}"; do
-    IFS=: read -r P PEAK RC CFLAG <<< "$RUN"
-    echo
-    echo "**Benchmark, $P** (\`scalevec bench --device cuda --precision $P --presets $PRESETS" \
-         "${CFLAG:+$CFLAG }--rounds 1 --steps $STEPS --warmup $WARMUP --peak-tflops $PEAK\`; MFU" \
-         "against the dense $P peak of $PEAK TFLOP/s), exit $RC:"
-    echo
-    echo '```'
-    cat "$OUT.bench-$P.log"
-    echo '```'
-    if [ "$RC" != 0 ]; then
-      echo
-      echo "Its errors:"
-      echo '```'
-      tail -20 "$OUT.bench-$P.err"
-      echo '```'
-    fi
-  done
-} > "$OUT"
+write_results
 say "wrote $OUT"
 [ "$TEST_RC" = 0 ] && [ "$CMD_FAILED" = 0 ] && [ "$BENCH_RC" = 0 ]
