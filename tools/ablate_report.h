@@ -5,6 +5,7 @@
 //                 the baseline arm (per seed, then mean ± std and a paired t statistic), time per
 //                 optimizer step and its overhead over the baseline; the command lines used
 //   curves.svg    validation loss against step: per arm the mean over seeds and a min..max band
+//   delta.svg     each arm's validation loss minus the baseline's, paired by seed, against step
 #pragma once
 
 #include <cstdint>
@@ -59,7 +60,8 @@ MeanStd mean_std(const std::vector<double>& v);
 // sees half a file.
 void write_file_atomically(const std::string& path, const std::string& text);
 
-// Writes results.csv, summary.md and curves.svg into r.dir (each atomically). Returns the summary.
+// Writes results.csv, summary.md, curves.svg and delta.svg into r.dir (each atomically). Returns
+// the summary.
 std::string write_reports(const GridReport& r);
 
 }  // namespace scalevec

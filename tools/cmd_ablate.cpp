@@ -7,7 +7,7 @@
 //   DIR/grid.json              the grid: arms (flags and what they resolve to), seeds, baseline,
 //                              the command lines that built it
 //   DIR/runs/<arm>/seed<k>/    a normal `scalevec train` run directory, plus result.json when done
-//   DIR/results.csv, DIR/summary.md, DIR/curves.svg
+//   DIR/results.csv, DIR/summary.md, DIR/curves.svg, DIR/delta.svg
 #include <unistd.h>
 
 #include <algorithm>
@@ -624,7 +624,7 @@ int run_grid(const Args& a, const Plan& p) {
     }
   }
   fmt::print("{}", write_grid_reports(a.out, p.grid));
-  fmt::print(stderr, "grid done: {0}/summary.md, {0}/results.csv, {0}/curves.svg\n", a.out);
+  fmt::print(stderr, "grid done: {0}/summary.md, {0}/results.csv, {0}/curves.svg, {0}/delta.svg\n", a.out);
   return 0;
 }
 
@@ -639,8 +639,8 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
       "after Ctrl-C, or to add arms or seeds, run the command again (or just `scalevec ablate --out "
       "DIR`). After every run, DIR gets results.csv (one row per run), summary.md (per arm: final "
       "validation loss mean ± std over seeds, the paired difference to the baseline arm, time per "
-      "step and its overhead) and curves.svg (validation loss curves, mean and min..max band over "
-      "seeds). Runs live in DIR/runs/<arm>/seed<k>/; the grid's definition in DIR/grid.json.");
+      "step and its overhead), curves.svg (validation loss curves, mean and min..max band over "
+      "seeds) and delta.svg (each arm minus the baseline, seed by seed). Runs live in DIR/runs/<arm>/seed<k>/; the grid's definition in DIR/grid.json.");
   auto a = std::make_shared<Args>();
   cmd->add_option("--out", a->out, "the grid's directory")->required();
   cmd->add_option("--arm", a->arm,

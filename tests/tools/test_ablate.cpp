@@ -200,6 +200,14 @@ TEST_F(Ablate, GridWritesResultsSummaryAndPlot) {
   EXPECT_NE(svg.find(">baseline: "), std::string::npos);
   EXPECT_NE(svg.find(">none: "), std::string::npos);
   EXPECT_TRUE(fs::exists(path("g/grid.json")));
+  // delta.svg: the baseline as the zero line (no band), none − baseline with its band, and the
+  // legend's final Δ is the summary's paired difference.
+  const std::string dsvg = read_file(path("g/delta.svg"));
+  EXPECT_EQ(dsvg.substr(dsvg.size() - 7), "</svg>\n");
+  EXPECT_EQ(count(dsvg, "<polyline"), 2u);
+  EXPECT_EQ(count(dsvg, "<polygon"), 1u);
+  EXPECT_NE(dsvg.find(">baseline: 0 by definition<"), std::string::npos) << dsvg;
+  EXPECT_NE(dsvg.find(">none: " + cells[4] + " (n=2)<"), std::string::npos) << cells[4] << "\n" << dsvg;
 
   // Running the same grid again trains nothing: every run is skipped, no file of a run changes.
   std::map<fs::path, fs::file_time_type> mtimes;
