@@ -633,14 +633,8 @@ int run_grid(const Args& a, const Plan& p) {
 Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
   CLI::App* cmd = app.add_subcommand(
       "ablate",
-      "Run a grid of arms × seeds at the same token count and compare the arms. An arm is a name "
-      "and a set of `scalevec train` flags; every arm runs once per seed, in this process, one run "
-      "after another. Finished runs are skipped and interrupted ones resume from their checkpoint: "
-      "after Ctrl-C, or to add arms or seeds, run the command again (or just `scalevec ablate --out "
-      "DIR`). After every run, DIR gets results.csv (one row per run), summary.md (per arm: final "
-      "validation loss mean ± std over seeds, the paired difference to the baseline arm, time per "
-      "step and its overhead), curves.svg (validation loss curves, mean and min..max band over "
-      "seeds) and delta.svg (each arm minus the baseline, seed by seed). Runs live in DIR/runs/<arm>/seed<k>/; the grid's definition in DIR/grid.json.");
+      "Run a grid of arms (train flags) × seeds at the same token count and compare the arms with "
+      "a baseline arm: summary.md, results.csv, curves.svg, delta.svg");
   auto a = std::make_shared<Args>();
   cmd->add_option("--out", a->out, "the grid's directory")->required();
   cmd->add_option("--arm", a->arm,
@@ -673,10 +667,19 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
   for (const auto& [name, flags] : kBuiltinArms)
     builtin += fmt::format("\n  {:<18} {}", name, flags.empty() ? "(no flags: the preset as is)" : flags);
   cmd->footer(
+      "An arm is a name and a set of `scalevec train` flags; every arm runs once per seed, in this "
+      "process, one run after another. Finished runs are skipped and interrupted ones resume from "
+      "their checkpoint: after Ctrl-C, or to add arms or seeds, run the command again (or just "
+      "`scalevec ablate --out DIR`). After every run, DIR gets results.csv (one row per run), "
+      "summary.md (per arm: final validation loss mean ± std over seeds, the paired difference to "
+      "the baseline arm, time per step and its overhead, where the runs trained), curves.svg "
+      "(validation loss curves, mean and min..max band over seeds) and delta.svg (each arm minus "
+      "the baseline, seed by seed). Runs live in DIR/runs/<arm>/seed<k>/; the grid's definition in "
+      "DIR/grid.json.\n\n"
       "Built-in arms:" + builtin +
       "\n\nArm flags are parsed exactly as `scalevec train` parses them; --seed, --out, --resume, "
-      "--preset, --threads, --device and --precision are ablate's own, and --data may only be a common flag. Every run sees "
-      "the same tokens: arms that change --steps, --batch or --context are refused. An arm of an "
+      "--preset, --threads, --device and --precision are ablate's own, and --data may only be a "
+      "common flag. Every run sees the same tokens: arms that change --steps, --batch or --context are refused. An arm of an "
       "existing grid must keep its definition (or --force). Unless given, --ckpt-every is "
       "--eval-every, so a killed grid loses little.\n\nExamples:\n"
       "  scalevec ablate --out abl --arms baseline,none,iwd --seeds 1-3 -- --steps 300 --eval-every 50\n"
