@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --arch) ARCH=$2; shift 2 ;;
     --build-dir) BUILD=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "gpu-bundle: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) OUTDIR=$1; shift ;;
   esac
