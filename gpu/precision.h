@@ -39,6 +39,12 @@ inline double unit_roundoff(Precision p) {
   return p == Precision::fp32 ? 0x1p-24 : p == Precision::tf32 ? 0x1p-11 : 0x1p-8;
 }
 
+// The u that tolerances are multiples of: the unit roundoff, doubled for tf32 because cuBLAS does
+// not say whether it rounds or truncates fp32 to tf32 (the bf16 cast is ours: to nearest).
+inline double tolerance_roundoff(Precision p) {
+  return (p == Precision::tf32 ? 2 : 1) * unit_roundoff(p);
+}
+
 // A float rounded to an operand of precision p on the host, to nearest with ties to even (as
 // __float2bfloat16_rn does): the tests' and the host double's model of the rounding.
 inline float round_operand(float x, Precision p) {

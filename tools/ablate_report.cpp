@@ -189,19 +189,22 @@ std::string summary_md(const GridReport& r) {
   return md + "```\n";
 }
 
+// One point of a line with a band: the mean of `values` and their min..max.
+void add_point(PlotSeries& s, double x, const std::vector<double>& values) {
+  s.x.push_back(x);
+  s.y.push_back(mean_std(values).mean);
+  s.lo.push_back(*std::min_element(values.begin(), values.end()));
+  s.hi.push_back(*std::max_element(values.begin(), values.end()));
+}
+
 // Mean and min..max over seeds at every step where all of the arm's runs have a validation loss.
 PlotSeries curve_of(const std::vector<const RunResult*>& runs) {
   std::map<int, std::vector<double>> at;
   for (const auto* run : runs)
     for (const auto& [step, loss] : run->val) at[step].push_back(loss);
   PlotSeries s;
-  for (const auto& [step, losses] : at) {
-    if (losses.size() != runs.size()) continue;
-    s.x.push_back(step);
-    s.y.push_back(mean_std(losses).mean);
-    s.lo.push_back(*std::min_element(losses.begin(), losses.end()));
-    s.hi.push_back(*std::max_element(losses.begin(), losses.end()));
-  }
+  for (const auto& [step, losses] : at)
+    if (losses.size() == runs.size()) add_point(s, step, losses);
   if (runs.size() < 2) s.lo.clear(), s.hi.clear();  // one seed: no band
   return s;
 }
@@ -277,13 +280,8 @@ std::string delta_svg(const GridReport& r) {
         if (b.count(step)) at[step].push_back(loss - b.at(step));
     }
     PlotSeries s;
-    for (const auto& [step, d] : at) {
-      if ((int)d.size() != paired || step < 0.1 * steps) continue;
-      s.x.push_back(step);
-      s.y.push_back(mean_std(d).mean);
-      s.lo.push_back(*std::min_element(d.begin(), d.end()));
-      s.hi.push_back(*std::max_element(d.begin(), d.end()));
-    }
+    for (const auto& [step, d] : at)
+      if ((int)d.size() == paired && step >= 0.1 * steps) add_point(s, step, d);
     if (s.x.empty()) continue;
     if (paired < 2) s.lo.clear(), s.hi.clear();  // one seed: no band
     const auto& low = s.lo.empty() ? s.y : s.lo;

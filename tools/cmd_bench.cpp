@@ -33,6 +33,7 @@
 #include "ref/train/data.h"
 #include "ref/train/optim.h"
 #include "ref/train/safetensors.h"
+#include "gpu/precision.h"  // header-only: the precision names and roundoffs, in any build
 #ifdef SCALEVEC_HAVE_CUDA
 #include "gpu/device.h"
 #include "gpu/model.h"
@@ -55,8 +56,7 @@ struct BenchArgs {
   std::string python = SCALEVEC_PYTHON;
   std::string json_out;
   std::string keep_dir;  // "" = temporary directories, removed at the end
-  std::string device = "cpu";  // cpu | cuda: where both sides train
-  std::string precision = "fp32";  // fp32 | tf32 | bf16: matrix products on the GPU, both sides
+  DeviceChoice where;  // cpu | cuda, and on cuda the precision of the matrix products, both sides
   bool torch_compile = false;  // also time PyTorch with torch.compile
   double peak_tflops = 0;      // > 0: print model FLOP utilisation against this peak
 };
@@ -216,8 +216,8 @@ std::pair<double, std::vector<double>> time_torch(const std::string& dir, const 
       python_env(threads), shell_quote(a.python), shell_quote(torch_script()), shell_quote(dir),
       a.steps, a.warmup, threads, tcfg.lr, tcfg.beta1, tcfg.beta2, tcfg.adam_eps,
       tcfg.weight_decay, tcfg.wd_policy, tcfg.grad_clip, tcfg.wd_embed ? " --decay-embeddings" : "");
-  const std::string full =
-      cmd + " --device " + a.device + " --precision " + a.precision + (compile ? " --compile" : "");
+  const std::string full = cmd + " --device " + a.where.device + " --precision " +
+                           a.where.precision + (compile ? " --compile" : "");
   int status = 0;
   const std::string out = capture(full, &status);
   require(status == 0, "the PyTorch benchmark failed (exit {}): {}", status, full);
@@ -267,8 +267,8 @@ struct WorkDir {
 // product's output to bf16), so the multiple is of the operands' roundoff (2^-10 for tf32, whose
 // rounding cuBLAS leaves open; 2^-8 for bf16): still far below what a different model gives.
 double loss_tolerance(double loss, const std::string& precision) {
-  const double u = precision == "bf16" ? 0x1.0p-8 : precision == "tf32" ? 0x1.0p-10 : 0x1.0p-24;
-  return (precision == "fp32" ? 256.0 : 8.0) * u * std::max(1.0, std::fabs(loss));
+  const gpu::Precision p = gpu::parse_precision(precision);
+  return (p == gpu::Precision::fp32 ? 256.0 : 8.0) * gpu::tolerance_roundoff(p) * std::max(1.0, std::fabs(loss));
 }
 
 struct PresetResult {
@@ -286,7 +286,7 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   const TrainConfig tcfg = train_preset(name);
   PresetResult r;
   r.preset = name, r.B = tcfg.batch, r.Tn = mcfg.context;
-  const bool cuda = a.device == "cuda";
+  const bool cuda = a.where.device == "cuda";
   r.device = cuda ? "cuda" : "cpu";
   // On the GPU the CPU model only initialises and saves the weights (no activations).
   Transformer<float> model(mcfg, cuda ? 0 : r.B);
@@ -399,10 +399,10 @@ std::string device_name() {
 }
 
 void print_table(const std::vector<PresetResult>& results, int threads, const BenchArgs& a) {
-  const bool cuda = a.device == "cuda";
+  const bool cuda = a.where.device == "cuda";
   fmt::print("\nscalevec bench: {}; median of {} training steps ({} round{} of {} after {} "
              "warmup); model FLOPs/token = 6*(matrix+head weights) + 12*L*T*C\n",
-             cuda ? fmt::format("device cuda ({}), {} matrix products", device_name(), a.precision)
+             cuda ? fmt::format("device cuda ({}), {} matrix products", device_name(), a.where.precision)
                   : fmt::format("{} threads", threads),
              a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
   const bool mfu = a.peak_tflops > 0;
@@ -421,7 +421,7 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
       const double diff = std::fabs(r.ours.loss0 - peer.loss0);
       fmt::print("{:<6} {:>8} {:>8} {:<15} {:>8.3f}x {:>9} {:>9.3f}x {:>9} |diff| {:.2e} {}\n", "",
                  "", "", label, r.ours.step_s / peer.step_s, "", r.ours.tokens_per_s / peer.tokens_per_s,
-                 "", diff, diff <= loss_tolerance(r.ours.loss0, a.precision) ? "ok" : "MISMATCH");
+                 "", diff, diff <= loss_tolerance(r.ours.loss0, a.where.precision) ? "ok" : "MISMATCH");
     };
     row(cuda ? "scalevec-cuda" : "scalevec", r.ours, r.preset);
     if (!r.has_torch) continue;
@@ -438,9 +438,9 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
 json to_json(const std::vector<PresetResult>& results, int threads, const BenchArgs& a,
              const std::string& torch_version) {
   json j = {{"threads", threads}, {"steps", a.steps}, {"warmup", a.warmup}, {"rounds", a.rounds},
-            {"torch_version", torch_version}, {"device", a.device}, {"precision", a.precision},
+            {"torch_version", torch_version}, {"device", a.where.device}, {"precision", a.where.precision},
             {"results", json::array()}};
-  if (a.device == "cuda") j["device_name"] = device_name();
+  if (a.where.device == "cuda") j["device_name"] = device_name();
   if (a.peak_tflops > 0) j["peak_tflops"] = a.peak_tflops;
   for (const auto& r : results) {
     json e = {{"preset", r.preset},   {"batch", {r.B, r.Tn}},
@@ -493,11 +493,11 @@ Action add_bench(CLI::App& app) {
   cmd->add_flag("--no-torch", a->no_torch, "measure scalevec only (no PyTorch comparison)");
   cmd->add_option("--python", a->python, "Python interpreter with PyTorch")->capture_default_str();
   cmd->add_option("--json", a->json_out, "also write the results to this JSON file");
-  cmd->add_option("--device", a->device,
+  cmd->add_option("--device", a->where.device,
                   "where scalevec and PyTorch train: cpu, or cuda (the GPU mirror against PyTorch "
                   "on the same GPU; needs a build with CUDA and a device)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  cmd->add_option("--precision", a->precision,
+  cmd->add_option("--precision", a->where.precision,
                   "matrix products on the GPU, the same on both sides: fp32 (PyTorch without "
                   "TF32), tf32 (PyTorch with TF32 allowed) or bf16 (ours: bf16 operands, fp32 "
                   "sums and outputs; PyTorch: autocast to bfloat16). cpu is fp32 only")
@@ -514,14 +514,13 @@ Action add_bench(CLI::App& app) {
 
   return [=]() -> int {
     const std::vector<std::string> presets = split_presets(a->presets);
-    require(a->device == "cuda" || a->precision == "fp32",
-            "--precision {} needs --device cuda (the reference trains in fp32)", a->precision);
-    if (a->device == "cuda") {
+    a->where.validate();
+    if (a->where.device == "cuda") {
 #ifdef SCALEVEC_HAVE_CUDA
       std::string why;
       require(gpu::available(&why), "--device cuda: {}", why);
-      gpu::set_matmul_precision(gpu::parse_precision(a->precision));
-      fmt::print(stderr, "[bench] device: {}, {} matrix products\n", gpu::describe(), a->precision);
+      gpu::set_matmul_precision(gpu::parse_precision(a->where.precision));
+      fmt::print(stderr, "[bench] device: {}, {} matrix products\n", gpu::describe(), a->where.precision);
 #else
       throw Error("--device cuda: this scalevec was built without CUDA (no nvcc found at configure time)");
 #endif
@@ -541,10 +540,10 @@ Action add_bench(CLI::App& app) {
       require(out.good(), "cannot write '{}'", a->json_out);
     }
     for (const auto& r : results)
-      if (r.has_torch && std::fabs(r.ours.loss0 - r.torch.loss0) > loss_tolerance(r.ours.loss0, a->precision)) {
+      if (r.has_torch && std::fabs(r.ours.loss0 - r.torch.loss0) > loss_tolerance(r.ours.loss0, a->where.precision)) {
         fmt::print(stderr, "error: {}: PyTorch's loss at the initial weights differs from ours by "
                    "{:.3e} (tolerance {:.3e}): the two programs do not compute the same model\n",
-                   r.preset, std::fabs(r.ours.loss0 - r.torch.loss0), loss_tolerance(r.ours.loss0, a->precision));
+                   r.preset, std::fabs(r.ours.loss0 - r.torch.loss0), loss_tolerance(r.ours.loss0, a->where.precision));
         return 1;
       }
     return 0;

@@ -18,7 +18,8 @@ Action add_gradcheck(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "gradcheck", "Check every parameter gradient of a model against finite differences (double)");
   struct Args {
-    std::string preset = "tiny", device = "cpu", precision = "fp32";
+    std::string preset = "tiny";
+    DeviceChoice where;
     ModelCheckOptions o;
     int threads = 0;
     double gpu_rtol = 0;  // 0: by precision
@@ -35,12 +36,12 @@ Action add_gradcheck(CLI::App& app) {
   cmd->add_option("--atol", a->o.atol, "absolute floor: errors below it always pass")->capture_default_str()->check(at_least(0));
   cmd->add_option("--seed", a->o.seed, "seed for init, batch and sampled entries")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
-  cmd->add_option("--device", a->device,
+  cmd->add_option("--device", a->where.device,
                   "cuda: also compare the GPU's gradient of every tensor with the checked double "
                   "gradient, ||gpu - ref|| <= --gpu-rtol * (||ref|| + rms * sqrt(numel)), rms over "
                   "all gradients (the GPU test suite's rule)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  cmd->add_option("--precision", a->precision,
+  cmd->add_option("--precision", a->where.precision,
                   "matrix products of the GPU model: fp32, tf32 or bf16 (with --device cuda)")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   cmd->add_option("--gpu-rtol", a->gpu_rtol,
@@ -53,9 +54,8 @@ Action add_gradcheck(CLI::App& app) {
     mf->apply(cfg);
     cfg.validate();
     require(a->o.seq <= cfg.context, "--seq {} exceeds the context {}", a->o.seq, cfg.context);
-    require(a->device == "cuda" || a->precision == "fp32",
-            "--precision {} needs --device cuda (the reference computes in fp32 and double)", a->precision);
-    if (a->device == "cuda") {
+    a->where.validate();
+    if (a->where.device == "cuda") {
 #ifdef SCALEVEC_HAVE_CUDA
       std::string why;
       require(gpu::available(&why), "--device cuda: {}", why);
@@ -82,19 +82,18 @@ Action add_gradcheck(CLI::App& app) {
                all.max_rel, all.ok() ? "PASS" : "FAIL");
     bool gpu_ok = true;
 #ifdef SCALEVEC_HAVE_CUDA
-    if (a->device == "cuda") {
-      const gpu::Precision precision = gpu::parse_precision(a->precision);
+    if (a->where.device == "cuda") {
+      const gpu::Precision precision = gpu::parse_precision(a->where.precision);
       const double rtol = a->gpu_rtol > 0                     ? a->gpu_rtol
                           : precision == gpu::Precision::fp32 ? 2e-4
-                          : precision == gpu::Precision::tf32 ? 16 * 0x1p-10
-                                                              : 16 * 0x1p-8;
+                                                              : 16 * gpu::tolerance_roundoff(precision);
       double loss_gpu = 0;
       const double loss_ref = model.forward(used.tokens.data(), used.targets.data(), a->o.batch, a->o.seq);
       const auto rows = gpu::compare_with_reference(cfg, used.params, used.grads, used.tokens, used.targets,
                                                     a->o.batch, a->o.seq, precision, &loss_gpu);
       fmt::print("\nGPU ({}), {} matrix products, gradient against the checked double gradient, pass if "
                  "||gpu - ref|| <= {:g} * (||ref|| + rms * sqrt(numel)); loss {:.8f} vs {:.8f}\n",
-                 gpu::describe(), a->precision, rtol, loss_gpu, loss_ref);
+                 gpu::describe(), a->where.precision, rtol, loss_gpu, loss_ref);
       fmt::print("{:<32} {:>10} {:>12} {:>12} {:>9}  result\n", "tensor", "numel", "norm rel err",
                  "max abs err", "share");
       double worst = 0;

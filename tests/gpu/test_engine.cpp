@@ -20,6 +20,7 @@
 #include "gpu/device.h"
 #include "gpu/engine.h"
 #include "gpu/ops.h"
+#include "require_gpu.h"
 #include "ref/model/transformer.h"
 
 namespace scalevec {
@@ -27,12 +28,6 @@ namespace {
 
 using test::TempDir;
 using test::TrainSetup;
-
-#define REQUIRE_GPU()                                 \
-  do {                                                \
-    std::string why_;                                 \
-    if (!gpu::available(&why_)) GTEST_SKIP() << why_; \
-  } while (0)
 
 TrainResult run(const TrainSetup& s, const std::string& out, StepEngine* engine, int stop_at = 0,
                 bool resume = false) {

@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "gpu/device.h"
+#include "require_gpu.h"
 #include "gpu/model.h"
 #include "gpu/ops.h"
 #include "gpu/optim.h"
@@ -74,12 +75,6 @@
 #include "ref/train/optim.h"
 
 namespace scalevec {
-
-#define REQUIRE_GPU()                               \
-  do {                                              \
-    std::string why_;                               \
-    if (!gpu::available(&why_)) GTEST_SKIP() << why_; \
-  } while (0)
 
 #ifdef SCALEVEC_GPU_HOST_DOUBLE
 // test_gpu_host: the kernels are emulated by the reference ops (host_double.cpp), so an op test
@@ -171,11 +166,8 @@ struct PrecisionScope {
 const std::vector<gpu::Precision> kReduced = {gpu::Precision::tf32, gpu::Precision::bf16};
 constexpr double kTensorCoreTol = 1e-4;  // exact operands, fp32 sums on tensor cores (see the top)
 
-// The u of the tolerances: bf16 operands are rounded to nearest by our own kernel; how cuBLAS
-// turns fp32 into tf32 is not documented (truncation would double the error), so tf32 gets 2u.
-double tolerance_u(gpu::Precision p) {
-  return (p == gpu::Precision::tf32 ? 2 : 1) * gpu::unit_roundoff(p);
-}
+// The u of the tolerances (tf32's doubled: cuBLAS's rounding to tf32 is undocumented).
+using gpu::tolerance_roundoff;
 
 // ---------------------------------------------------------------------------------------------
 // Ops, at odd sizes: C ∈ {33, 260, 1025}, row counts that are no multiple of any tile.
@@ -228,7 +220,7 @@ TEST_P(LinearGpu, ReducedPrecision) {
         gpu::linear_forward(gy.data(), gx.data(), gW.data(), N, IC, OC);
         gpu::linear_backward(gdx.data(), gdW.data(), gdy.data(), gx.data(), gW.data(), N, IC, OC);
       }
-      const double tol = exact ? kTensorCoreTol : 8 * tolerance_u(p);
+      const double tol = exact ? kTensorCoreTol : 8 * tolerance_roundoff(p);
       const std::string s = fmt::format("linear {} {}x{}->{} vs {}", gpu::precision_name(p), N, IC, OC,
                                         exact ? "bf16-rounded ref" : "fp32");
       const double worst = std::max({compare(s + " out", gy.to_host(), y, tol),
@@ -395,7 +387,7 @@ TEST_P(AttentionGpu, ReducedPrecision) {
       gpu::attention_backward(gdq.data(), gdk.data(), gdv.data(), gdy.data(), gatt.data(), gq.data(),
                               gk.data(), gv.data(), B, T, NH, hs, scratch.data());
     }
-    const double tol = 16 * tolerance_u(p);
+    const double tol = 16 * tolerance_roundoff(p);
     const std::string s = fmt::format("attention {} B{} T{} NH{} hs{} vs fp32", gpu::precision_name(p), B, T, NH, hs);
     compare(s + " out", gy.to_host(), y, tol);
     compare(s + " probabilities", gatt.to_host(), att, tol);
@@ -620,7 +612,7 @@ TEST_P(ModelGpuPrecision, WithinTheOperandRoundoff) {
   gpu::GpuTransformer g(cfg, B);
   g.set_params(ref.params);
   PrecisionScope scope(precision);
-  const double u = tolerance_u(precision), tol = 8 * u;
+  const double u = tolerance_roundoff(precision), tol = 8 * u;
   const std::string tag = fmt::format("{} {}", name, gpu::precision_name(precision));
 
   TrainConfig tc;
