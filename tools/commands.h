@@ -38,7 +38,7 @@ struct DeviceChoice {
   std::string device = "cpu", precision = "fp32";
   void validate() const {
     require(device == "cuda" || precision == "fp32",
-            "--precision {} needs --device cuda (the reference trains in fp32)", precision);
+            "--precision {} needs --device cuda (tf32 and bf16 are GPU precisions)", precision);
   }
 };
 void add_device_options(CLI::App* cmd, DeviceChoice& choice);
