@@ -1,8 +1,13 @@
 #include "common.h"
 
 #include <omp.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 
 extern "C" void openblas_set_num_threads(int);
+extern "C" char* openblas_get_corename(void);
 
 namespace scalevec {
 
@@ -13,5 +18,43 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+namespace {
+
+// The best kernel family of OpenBLAS 0.3.21 this CPU can run, if it has one of these ISAs.
+const char* best_kernel() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return nullptr;
+}
+
+bool generic_kernel() { return std::strcmp(openblas_get_corename(), "Prescott") == 0; }
+
+}  // namespace
+
+void select_blas_kernel(char** argv) {
+  const char* keep = std::getenv("SCALEVEC_KEEP_BLAS_KERNEL");
+  if (std::getenv("OPENBLAS_CORETYPE") || (keep && std::strcmp(keep, "1") == 0)) return;
+  const char* best = best_kernel();
+  if (!best || !generic_kernel()) return;
+  setenv("OPENBLAS_CORETYPE", best, 1);
+  setenv("SCALEVEC_BLAS_KERNEL_CHOSEN", "1", 1);  // for blas_kernel_description()
+  execv("/proc/self/exe", argv);  // returns only if it failed: then carry on with Prescott
+  unsetenv("OPENBLAS_CORETYPE");
+}
+
+std::string blas_kernel_description() {
+  std::string s = fmt::format("OpenBLAS kernels {}", openblas_get_corename());
+  if (std::getenv("SCALEVEC_BLAS_KERNEL_CHOSEN"))
+    s += " (chosen by scalevec: OpenBLAS does not know this CPU and would use its generic Prescott kernels)";
+  else if (std::getenv("OPENBLAS_CORETYPE"))
+    s += " (OPENBLAS_CORETYPE)";
+  else if (generic_kernel() && best_kernel())
+    s += fmt::format(" (generic: OPENBLAS_CORETYPE={} would be faster)", best_kernel());
+  return s;
+}
 
 }  // namespace scalevec

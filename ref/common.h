@@ -27,4 +27,14 @@ inline void require(bool cond, fmt::format_string<Args...> f, Args&&... args) {
 void set_num_threads(int n);
 int num_threads();
 
+// OpenBLAS picks its kernels by CPU when it is loaded. A CPU newer than the library (Debian 12's
+// OpenBLAS 0.3.21 on an Intel Sapphire/Emerald Rapids, for one) gets its generic "Prescott"
+// kernels, about 3x slower than the ones the CPU can run. Called first in main(): if OpenBLAS chose
+// Prescott although the CPU has AVX-512 (or AVX2 and FMA), and OPENBLAS_CORETYPE is not set, it
+// sets OPENBLAS_CORETYPE to SkylakeX (or Haswell) and restarts the program with the same
+// arguments; otherwise it does nothing. SCALEVEC_KEEP_BLAS_KERNEL=1 turns it off.
+void select_blas_kernel(char** argv);
+// "SkylakeX", "Haswell", ...: the kernels OpenBLAS uses, and why (for --version and bench).
+std::string blas_kernel_description();
+
 }  // namespace scalevec

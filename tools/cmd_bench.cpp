@@ -403,7 +403,7 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
   fmt::print("\nscalevec bench: {}; median of {} training steps ({} round{} of {} after {} "
              "warmup); model FLOPs/token = 6*(matrix+head weights) + 12*L*T*C\n",
              cuda ? fmt::format("device cuda ({}), {} matrix products", device_name(), a.where.precision)
-                  : fmt::format("{} threads", threads),
+                  : fmt::format("{} threads, {}", threads, blas_kernel_description()),
              a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
   const bool mfu = a.peak_tflops > 0;
   fmt::print("{:<6} {:>8} {:>8} {:<15} {:>9} {:>9} {:>10} {:>9} {:>9}{}\n", "preset", "params",
@@ -439,6 +439,7 @@ json to_json(const std::vector<PresetResult>& results, int threads, const BenchA
              const std::string& torch_version) {
   json j = {{"threads", threads}, {"steps", a.steps}, {"warmup", a.warmup}, {"rounds", a.rounds},
             {"torch_version", torch_version}, {"device", a.where.device}, {"precision", a.where.precision},
+            {"blas", blas_kernel_description()},
             {"results", json::array()}};
   if (a.where.device == "cuda") j["device_name"] = device_name();
   if (a.peak_tflops > 0) j["peak_tflops"] = a.peak_tflops;

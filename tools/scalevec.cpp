@@ -7,10 +7,11 @@
 
 int main(int argc, char** argv) {
   using namespace scalevec;
+  select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
   CLI::App app{
       "scalevec: a from-scratch transformer trainer about the scale vectors of normalization "
       "layers (arXiv 2605.26895)."};
-  app.set_version_flag("--version", "scalevec 0.1.0");
+  app.set_version_flag("--version", "scalevec 0.1.0, " + blas_kernel_description());
   app.require_subcommand(1);
   std::map<std::string, Action> actions;
   actions["train"] = add_train(app);
