@@ -24,6 +24,8 @@ Action add_sample(CLI::App& app);
 Action add_gradcheck(CLI::App& app);
 Action add_inspect(CLI::App& app);
 Action add_bench(CLI::App& app);
+Action add_trace(CLI::App& app);
+Action add_diagram(CLI::App& app);
 // `argv` is the whole command line, which ablate records with its results.
 Action add_ablate(CLI::App& app, std::vector<std::string> argv);
 

@@ -19,14 +19,17 @@ int main(int argc, char** argv) {
   actions["gradcheck"] = add_gradcheck(app);
   actions["inspect"] = add_inspect(app);
   actions["bench"] = add_bench(app);
+  actions["trace"] = add_trace(app);
+  actions["diagram"] = add_diagram(app);
   actions["ablate"] = add_ablate(app, {argv, argv + argc});
   // Parse errors as one line, like every other error: "error: <what> (see --help)".
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return fmt::format("error: {} (see --help)\n", e.what());
   });
   if (argc > 1 && argv[1][0] != '-' && !actions.count(argv[1])) {
-    std::fprintf(stderr, "error: unknown command '%s' (expected one of: train, sample, gradcheck, "
-                 "inspect, bench, ablate)\n", argv[1]);
+    std::string names;
+    for (auto* sub : app.get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+    std::fprintf(stderr, "error: unknown command '%s' (expected one of: %s)\n", argv[1], names.c_str());
     return 2;
   }
   try {

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """The scalevec model written independently in PyTorch: the project's independent reference
-(VERIFICATION.md §6) and the peer of `scalevec bench`.
+(docs/VERIFICATION.md §6) and the peer of `scalevec bench`.
 
 It reads the checkpoints that `scalevec` writes (safetensors, parsed here with json + torch, since
 Debian has no `safetensors` package), builds the same architecture as ref/ from the config stored
-in the checkpoint (every scale strategy of SCALE_VECTORS.md §4: the parameterizations none, gamma,
+in the checkpoint (every scale strategy of docs/SCALE_VECTORS.md §4: the parameterizations none, gamma,
 magdir, magdir-normalized; shared or per-branch (HG) input-side scales; DP and DNP output-side
 scales; QK-Norm; post-sublayer norms), loads every tensor strictly by name, and either
 
@@ -12,7 +12,10 @@ scales; QK-Norm; post-sublayer norms), loads every tensor strictly by name, and 
           them with the values scalevec saved (exit 1 on mismatch, 2 if a directory cannot be
           checked, e.g. its tensors do not fit its config); several --dir in one process, or
   bench   times full training steps (forward, backward, clip_grad_norm_, AdamW) on a saved batch
-          and prints one JSON line.
+          and prints one JSON line, or
+  trace   runs one forward and backward pass recording every named step and its gradient under
+          the names of `scalevec trace`, prints them in its line format, and compares them with
+          the trace scalevec saved (--compare); several --dir in one process.
 
 Run it with Debian's interpreter, /usr/bin/python3 (python3-torch); `scalevec bench` sets
 LD_LIBRARY_PATH to the OpenMP build of OpenBLAS and OMP_NUM_THREADS to its own thread count.
@@ -22,6 +25,7 @@ Files in a check/bench directory D (all written by scalevec):
   D/batch.safetensors   "inputs", "targets": I32 (B, T)
   D/grads.safetensors   (check) scalevec's gradient for each parameter, metadata "loss"
   D/logits.safetensors  (check, optional) scalevec's "logits" (B, T, V)
+  D/trace.safetensors   (trace --compare) every step and gradient of `scalevec trace` (F64)
 """
 
 import argparse
@@ -79,8 +83,30 @@ def read_safetensors(path):
     return tensors, metadata
 
 
+_CODES = {torch.float32: ("F32", "f"), torch.float64: ("F64", "d"), torch.int32: ("I32", "i")}
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Writes [(name, tensor)] in that order (with the "data_crc32" checksum scalevec writes)."""
+    header, chunks, offset = {}, [], 0
+    for name, t in tensors:
+        code, fmt = _CODES[t.dtype]
+        values = t.detach().reshape(-1).tolist()
+        chunk = struct.pack(f"<{len(values)}{fmt}", *values)
+        header[name] = {"dtype": code, "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(chunk)]}
+        chunks.append(chunk)
+        offset += len(chunk)
+    data = b"".join(chunks)
+    header = {"__metadata__": {**(metadata or {}), "data_crc32": str(zlib.crc32(data))}, **header}
+    h = json.dumps(header).encode("utf-8")
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
+
+
 # ------------------------------------------------------------------------------------------------
-# The scale strategy (SCALE_VECTORS.md §4), read from the checkpoint's config.
+# The scale strategy (docs/SCALE_VECTORS.md §4), read from the checkpoint's config.
 
 ATTN_BRANCHES = ("q", "k", "v")
 MLP_BRANCHES = ("gate", "up")
@@ -95,6 +121,34 @@ MUTATIONS = {
     "alpha-rms-eps": "magdir-normalized divides by sqrt(mean(alpha^2) + 1e-5) instead of rms(alpha)",
 }
 MUTATION = None
+
+
+# `trace`: the modules pass each named step of the forward through record(name, tensor), which
+# does nothing unless a Recorder is installed in TRACE. The names are those of `scalevec trace`
+# (ref/model/trace.h): module paths, i.e. checkpoint names, plus the step, e.g.
+# "layers.0.attn.q.z". A recorded tensor retains its gradient, so after backward() its .grad is
+# the total gradient over all its uses, as in scalevec's buffers.
+class Recorder:
+    def __init__(self):
+        self.steps = []  # [(name, tensor)] in forward order
+        self.names = set()
+
+    def add(self, name, t):
+        if name in self.names:
+            raise ValueError(f"trace: step '{name}' recorded twice")
+        self.names.add(name)
+        if t.requires_grad:
+            t.retain_grad()
+        self.steps.append((name, t))
+
+
+TRACE = None
+
+
+def record(name, t):
+    if TRACE is not None:
+        TRACE.add(name, t)
+    return t
 
 
 def parse_branches(s, field):
@@ -179,7 +233,7 @@ class ScaleSpec:
 
 
 # ------------------------------------------------------------------------------------------------
-# The model (SCALE_VECTORS.md §2, §4): Pre-Norm Llama-style blocks, RMSNorm, RoPE, SwiGLU, no
+# The model (docs/SCALE_VECTORS.md §2, §4): Pre-Norm Llama-style blocks, RMSNorm, RoPE, SwiGLU, no
 # biases, with every placement and parameterization of scale vectors. Every parameter is a child
 # of the module path that is its checkpoint name (nn.Linear/nn.Embedding's ".weight" aside).
 
@@ -201,7 +255,7 @@ class ScaleVector(nn.Module):
         magdir-normalized  γ = β α / sqrt(mean(α²))  (no eps)    beta (1,), alpha (dim,)
 
     `symbol` is "gamma" or "u" (the output-side scales of DP and DNP). `kind` is the scale's type,
-    "input" or "output" (SCALE_VECTORS.md §3), which decides weight decay under the iwd policy."""
+    "input" or "output" (docs/SCALE_VECTORS.md §3), which decides weight decay under the iwd policy."""
 
     def __init__(self, dim, param, symbol="gamma", kind="input"):
         super().__init__()
@@ -290,13 +344,17 @@ def input_side(spec, dim, branches):
     return scale(branches)
 
 
-def scaled_inputs(site, n, branches):
-    """{f: a_f = γ_f ⊙ n}; a scale shared by several branches is applied once."""
+def scaled_inputs(site, n, branches, path):
+    """{f: a_f = γ_f ⊙ n}; a scale shared by several branches is applied once. Trace steps
+    <path>.a (shared) or <path>.<f>.a (HG); none for an identity scale (a_f is n itself)."""
     by_scale = {}
     for f in branches:
         s = site.for_branch(f)
         if s not in by_scale:
             by_scale[s] = s(n)
+            if by_scale[s] is not n:
+                record(f"{path}.{f}.a" if isinstance(site, BranchScales) else f"{path}.a",
+                       by_scale[s])
     return {f: by_scale[site.for_branch(f)] for f in branches}
 
 
@@ -309,11 +367,12 @@ class BranchedSublayer(nn.Module):
         y = u ⊙ N_h(y1)       if f in dnp           <f>_dnp.u      Output-type
         y = γ ⊙ N_h(y1)       if qk_norm, f ∈ q,k   <f>_norm.gamma Output-type
 
-    N_h normalizes each head of q and k, and all channels of v, gate and up."""
+    N_h normalizes each head of q and k, and all channels of v, gate and up. Trace steps
+    <path>.<f>.z and, with any stage after W_f, <path>.<f>.y (path e.g. "layers.0.attn")."""
 
-    def __init__(self, spec, eps):
+    def __init__(self, spec, eps, path):
         super().__init__()
-        self.spec, self.eps = spec, eps
+        self.spec, self.eps, self.path = spec, eps, path
         self.chains = {}
 
     def add_branch(self, f, w_name, d_in, d_out, heads):
@@ -334,9 +393,11 @@ class BranchedSublayer(nn.Module):
         self.chains[f] = [name for name, _ in chain]
 
     def branch(self, f, a):
-        for name in self.chains[f]:
-            a = getattr(self, name)(a)
-        return a
+        w, *stages = self.chains[f]
+        z = y = record(f"{self.path}.{f}.z", getattr(self, w)(a))
+        for name in stages:
+            y = getattr(self, name)(y)
+        return record(f"{self.path}.{f}.y", y) if stages else z
 
 
 def rope_tables(context, head_size, base):
@@ -348,7 +409,8 @@ def rope_tables(context, head_size, base):
 
 
 def apply_rope(x, cos, sin):
-    """Rotate-half RoPE on x (B, NH, T, hs): channel i pairs with channel i + hs/2."""
+    """Rotate-half RoPE on x (B, T, NH, hs), cos and sin (T, 1, hs/2): channel i of each head
+    pairs with channel i + hs/2."""
     if MUTATION == "rope-interleaved":
         x1, x2 = x[..., 0::2], x[..., 1::2]
         return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
@@ -357,8 +419,8 @@ def apply_rope(x, cos, sin):
 
 
 class Attention(BranchedSublayer):
-    def __init__(self, spec, d_model, n_head, eps):
-        super().__init__(spec, eps)
+    def __init__(self, spec, d_model, n_head, eps, path):
+        super().__init__(spec, eps, path)
         self.n_head = n_head
         for f in ATTN_BRANCHES:
             self.add_branch(f, "w" + f, d_model, d_model, n_head if f in ("q", "k") else 1)
@@ -366,50 +428,59 @@ class Attention(BranchedSublayer):
 
     def forward(self, a, cos, sin, mask):
         B, T, C = a["q"].shape
-        hs = C // self.n_head
-        q, k, v = (self.branch(f, a[f]).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, NH, T, hs)
-                   for f in ATTN_BRANCHES)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        NH, hs, p = self.n_head, C // self.n_head, self.path
+        q, k, v = (self.branch(f, a[f]) for f in ATTN_BRANCHES)    # (B, T, C) each
+        # RoPE on the (B, T, NH, hs) view, so that the rotated q and k are steps in scalevec's
+        # (B, T, C) layout; the tables broadcast over the heads.
+        cos, sin = cos[:, None, :], sin[:, None, :]                  # (T, 1, hs/2)
+        q = record(f"{p}.q.rope", apply_rope(q.view(B, T, NH, hs), cos, sin).reshape(B, T, C))
+        k = record(f"{p}.k.rope", apply_rope(k.view(B, T, NH, hs), cos, sin).reshape(B, T, C))
+        q, k, v = (x.view(B, T, NH, hs).transpose(1, 2) for x in (q, k, v))  # (B, NH, T, hs)
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))     # (B, NH, T, T)
         att = att.masked_fill(mask, float("-inf"))
-        att = F.softmax(att, dim=-1)
-        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
-        return self.wo(y)
+        att = record(f"{p}.att", F.softmax(att, dim=-1))
+        y = record(f"{p}.y", (att @ v).transpose(1, 2).contiguous().view(B, T, C))
+        return record(f"{p}.o", self.wo(y))
 
 
 class SwiGLU(BranchedSublayer):
-    def __init__(self, spec, d_model, d_ff, eps):
-        super().__init__(spec, eps)
+    def __init__(self, spec, d_model, d_ff, eps, path):
+        super().__init__(spec, eps, path)
         self.add_branch("gate", "w_gate", d_model, d_ff, 1)
         self.add_branch("up", "w_up", d_model, d_ff, 1)
         self.w_down = nn.Linear(d_ff, d_model, bias=False)
 
     def forward(self, a):
-        return self.w_down(F.silu(self.branch("gate", a["gate"])) * self.branch("up", a["up"]))
+        gate, up = self.branch("gate", a["gate"]), self.branch("up", a["up"])
+        h = record(f"{self.path}.h", F.silu(gate) * up)
+        return record(f"{self.path}.o", self.w_down(h))
 
 
 class Block(nn.Module):
-    def __init__(self, cfg, spec):
+    def __init__(self, cfg, spec, path):
         super().__init__()
         C, eps = cfg["d_model"], cfg["norm_eps"]
-        self.eps = eps
+        self.eps, self.path = eps, path
         self.attn_norm = input_side(spec, C, ATTN_BRANCHES)
-        self.attn = Attention(spec, C, cfg["n_head"], eps)
+        self.attn = Attention(spec, C, cfg["n_head"], eps, f"{path}.attn")
         self.post_attn_norm = Norm(C, spec.param, eps) if spec.post_norm else None
         self.mlp_norm = input_side(spec, C, MLP_BRANCHES)
-        self.mlp = SwiGLU(spec, C, cfg["d_ff"], eps)
+        self.mlp = SwiGLU(spec, C, cfg["d_ff"], eps, f"{path}.mlp")
         self.post_mlp_norm = Norm(C, spec.param, eps) if spec.post_norm else None
 
     def forward(self, x, cos, sin, mask):
-        o = self.attn(scaled_inputs(self.attn_norm, rms_normalize(x, self.eps), ATTN_BRANCHES),
+        p = self.path
+        n = record(f"{p}.attn_norm.n", rms_normalize(x, self.eps))
+        o = self.attn(scaled_inputs(self.attn_norm, n, ATTN_BRANCHES, f"{p}.attn_norm"),
                       cos, sin, mask)
         if self.post_attn_norm is not None:
-            o = self.post_attn_norm(o)
-        x = x + o
-        o = self.mlp(scaled_inputs(self.mlp_norm, rms_normalize(x, self.eps), MLP_BRANCHES))
+            o = record(f"{p}.post_attn_norm.out", self.post_attn_norm(o))
+        x = record(f"{p}.x_mid", x + o)
+        n = record(f"{p}.mlp_norm.n", rms_normalize(x, self.eps))
+        o = self.mlp(scaled_inputs(self.mlp_norm, n, MLP_BRANCHES, f"{p}.mlp_norm"))
         if self.post_mlp_norm is not None:
-            o = self.post_mlp_norm(o)
-        return x + o
+            o = record(f"{p}.post_mlp_norm.out", self.post_mlp_norm(o))
+        return record(f"{p}.out", x + o)
 
 
 class Transformer(nn.Module):
@@ -421,7 +492,8 @@ class Transformer(nn.Module):
             raise ValueError(f"d_model {C} must split into {NH} heads of even size")
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg["vocab_size"], C)
-        self.layers = nn.ModuleList(Block(cfg, self.spec) for _ in range(cfg["n_layer"]))
+        self.layers = nn.ModuleList(Block(cfg, self.spec, f"layers.{l}")
+                                    for l in range(cfg["n_layer"]))
         # The final norm keeps one scale (HG is for a block's branches); it feeds only the head.
         self.final_norm = Norm(C, self.spec.param, cfg["norm_eps"], kind="input")
         self.head = nn.Linear(C, cfg["vocab_size"], bias=False)
@@ -434,17 +506,22 @@ class Transformer(nn.Module):
 
     def forward(self, idx, targets=None):
         B, T = idx.shape
-        x = self.tok_emb(idx)
+        x = record("embed", self.tok_emb(idx))
         cos = self.rope_cos[:T].to(device=x.device, dtype=x.dtype)
         sin = self.rope_sin[:T].to(device=x.device, dtype=x.dtype)
         mask = self.mask[:T, :T]
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
-        logits = self.head(self.final_norm(x))
+        # self.final_norm(x), as two trace steps: N(x), then the scale (its ScaleVector part).
+        n = record("final_norm.n", rms_normalize(x, self.final_norm.eps))
+        a = ScaleVector.forward(self.final_norm, n)
+        if a is not n:
+            record("final_norm.a", a)
+        logits = record("logits", self.head(a))
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss
+        return logits, record("loss", loss)
 
     def scale_vectors(self):
         """(module path, ScaleVector) for every scale vector, parameterless ones included."""
@@ -513,7 +590,7 @@ def tolerances(ours_dtype, torch_dtype, factor):
     return factor * u
 
 
-def compare(name, ours, theirs, tol, floor=0.0):
+def compare(name, ours, theirs, tol, floor=0.0, width=30):
     """Returns (ok, rel, line) for one tensor: max abs error, error relative to the tensor's
     scale, and the share of the tolerance used. The scale is max |ours|, or `floor` if larger
     (then the line says so; see ScaleVector.gradient_scales)."""
@@ -523,7 +600,7 @@ def compare(name, ours, theirs, tol, floor=0.0):
     err = (a - b).abs().max().item() if a.numel() else 0.0
     rel = err / scale if scale > 0 else (0.0 if err == 0 else math.inf)
     ok = err <= tol * scale or err == 0.0
-    line = (f"{name:<30} {a.numel():>8} {peak:>11.3e} {err:>11.3e} {rel:>11.3e} "
+    line = (f"{name:<{width}} {a.numel():>8} {peak:>11.3e} {err:>11.3e} {rel:>11.3e} "
             f"{rel / tol:>7.3g}  {'ok' if ok else 'FAIL'}")
     if floor > peak:
         line += f"  * scale {scale:.3e} = sum|alpha_hat| * max|dgamma|"
@@ -617,6 +694,183 @@ def cmd_check(args):
             print(flush=True)
     for d, _, summary in results:
         print(f"summary {d}: {summary}")
+    return max(status for _, status, _ in results)
+
+
+# ------------------------------------------------------------------------------------------------
+# trace: every named step and its gradient, in `scalevec trace`'s names, order and line format.
+
+def trace_backward_order(model, forward_names):
+    """The gradient names (without "grad/") in the order scalevec's backward computes them
+    (ref/model/block.h, ref/model/transformer.cpp): each activation when its backward step
+    produces it, the parameters of a part once the part is done (final norm and head after the
+    final part, each block's after its backward, tok_emb last)."""
+    have = set(forward_names)
+    params = [checkpoint_name(n) for n, _ in model.named_parameters()]
+    order = []
+
+    def steps(*names):  # the steps this model has (e.g. no .y without output-side scales)
+        order.extend(n for n in names if n in have)
+
+    def y_or_z(b):  # the branch's output: y, or z itself without output-side scales
+        return f"{b}.y" if f"{b}.y" in have else f"{b}.z"
+
+    def z_behind_y(*bs):  # d(z) from d(y) through the output-side scales
+        steps(*(f"{b}.z" for b in bs if f"{b}.y" in have))
+
+    def params_of(pred):
+        order.extend(n for n in params if pred(n))
+
+    L = model.cfg["n_layer"]
+    steps("logits", "final_norm.a", "final_norm.n", f"layers.{L - 1}.out")
+    params_of(lambda n: n == "head" or n.startswith("final_norm."))
+    for l in reversed(range(L)):
+        p = f"layers.{l}"
+        m, a = f"{p}.mlp", f"{p}.attn"
+        steps(f"{p}.post_mlp_norm.out", f"{m}.o", f"{m}.h", y_or_z(f"{m}.gate"), y_or_z(f"{m}.up"))
+        z_behind_y(f"{m}.gate", f"{m}.up")
+        steps(f"{p}.mlp_norm.a", *(f"{p}.mlp_norm.{f}.a" for f in MLP_BRANCHES))
+        steps(f"{p}.mlp_norm.n", f"{p}.x_mid")
+        steps(f"{p}.post_attn_norm.out", f"{a}.o", f"{a}.y", f"{a}.q.rope", f"{a}.k.rope",
+              y_or_z(f"{a}.v"), y_or_z(f"{a}.q"), y_or_z(f"{a}.k"))
+        z_behind_y(f"{a}.q", f"{a}.k", f"{a}.v")
+        steps(f"{p}.attn_norm.a", *(f"{p}.attn_norm.{f}.a" for f in ATTN_BRANCHES))
+        steps(f"{p}.attn_norm.n", f"layers.{l - 1}.out" if l else "embed")
+        params_of(lambda n, p=p: n.startswith(p + "."))
+    params_of(lambda n: n == "tok_emb")
+    return order
+
+
+def run_trace(model, inputs, targets):
+    """One forward and backward pass with a Recorder installed. Returns (forward, backward, loss):
+    [(name, tensor)] of the steps in forward order and of their gradients ("grad/<name>") in
+    scalevec's backward order."""
+    global TRACE
+    TRACE = Recorder()
+    try:
+        _, loss = model(inputs, targets)
+        loss.backward()
+        steps = TRACE.steps
+    finally:
+        TRACE = None
+    forward = [(name, t.detach()) for name, t in steps]
+    tensors = dict(steps)
+    tensors.update((checkpoint_name(n), p) for n, p in model.named_parameters())
+    backward = []
+    for name in trace_backward_order(model, [n for n, _ in steps]):
+        t = tensors[name]
+        g = t.grad if t.grad is not None else torch.zeros_like(t)  # the loss does not use it
+        backward.append((f"grad/{name}", g.detach()))
+    return forward, backward, loss.item()
+
+
+def trace_lines(forward, backward, loss, values, digits):
+    """The report of `scalevec trace` (tools/cmd_trace.cpp), line for line the same format."""
+    entries = forward + backward
+    name_w = max([6] + [len(n) for n, _ in entries])
+    shape_w = max([5] + [len(str(tuple(t.shape))) for _, t in entries])
+    header = (f"{'#':>4}  {'tensor':<{name_w}}  {'shape':<{shape_w}}  {'rms':<{digits + 6}}  "
+              f"first values (row-major)")
+
+    def line(i, name, t):
+        flat = t.double().reshape(-1)
+        rms = flat.pow(2).mean().sqrt().item() if flat.numel() else 0.0
+        s = f"{i:>4}  {name:<{name_w}}  {str(tuple(t.shape)):<{shape_w}}  {rms:.{digits}e} "
+        s += "".join(f" {v: .{digits}e}" for v in flat[:values].tolist())
+        return s + (" ..." if flat.numel() > values else "")
+
+    out = ["", f"forward: {len(forward)} steps", header]
+    out += [line(i + 1, n, t) for i, (n, t) in enumerate(forward)]
+    out += [f"loss = {loss:.17g}", "", f"backward: {len(backward)} gradients, in the order they are "
+            f"computed", header]
+    out += [line(len(forward) + i + 1, n, t) for i, (n, t) in enumerate(backward)]
+    return out
+
+
+def trace_dir(d, args):
+    """Traces one directory; prints its report (and the comparison with --compare); returns
+    (status, summary line): 0 traced (and agrees), 1 disagrees."""
+    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    model, cfg = load_model(f"{d}/model.safetensors", dtype)
+    inputs, targets = load_batch(f"{d}/batch.safetensors", cfg)
+    for _, m in model.scale_vectors():
+        m.track = True  # for the scale of a cancelled magnitude's gradient (gradient_scales)
+    forward, backward, loss = run_trace(model, inputs, targets)
+    print(f"torch_ref trace: {d}: scale={cfg['scale']} layers={cfg['n_layer']} "
+          f"d_model={cfg['d_model']} heads={cfg['n_head']} d_ff={cfg['d_ff']} "
+          f"batch {tuple(inputs.shape)}, torch {str(dtype)[6:]}"
+          + (f", MUTATION {MUTATION}" if MUTATION else ""))
+    print(f"scale strategy: {model.spec.describe()}")
+    if not args.quiet:
+        print("\n".join(trace_lines(forward, backward, loss, args.values, args.digits)))
+    if args.dump:
+        write_safetensors(args.dump, [(n, t.double()) for n, t in forward + backward],
+                          {"format": "scalevec-trace", "config": json.dumps(cfg),
+                           "loss": f"{loss:.17g}"})
+    if args.compare is None:
+        return 0, f"traced {len(forward)} steps, {len(backward)} gradients, loss {loss:.17g}"
+
+    path = args.compare or f"{d}/trace.safetensors"
+    theirs, _ = read_safetensors(path)  # scalevec's: "ours" in compare()'s terms
+    mine = dict(forward + backward)
+    rtol = args.rtol if args.rtol is not None else \
+        tolerances(torch.float64, dtype, args.factor)
+    floors = {f"grad/{name}.{p}": s for name, m in model.scale_vectors()
+              for p, s in m.gradient_scales().items()}
+    print(f"\ncompare with {path}: tolerance rtol = {rtol:.3e}; per tensor max|a-b| <= rtol*scale, "
+          f"scale = max|scalevec's| (but see *)")
+    width = max(len(n) for n in list(mine) + list(theirs))
+    print(f"{'tensor':<{width}} {'numel':>8} {'max|ours|':>11} {'max abs err':>11} "
+          f"{'rel to scale':>11} {'of tol':>7}  result")
+    ok_all, worst, compared = True, ("-", 0.0), 0
+    for name, t in forward + backward:
+        if name not in theirs:
+            continue
+        if tuple(theirs[name].shape) != tuple(t.shape):
+            print(f"{name:<{width}} shape {tuple(theirs[name].shape)} in scalevec's trace, "
+                  f"{tuple(t.shape)} here  FAIL")
+            ok_all = False
+            continue
+        ok, rel, line = compare(name, theirs[name], t, rtol, floors.get(name, 0.0), width)
+        print(line)
+        ok_all &= ok
+        compared += 1
+        if rel > worst[1]:
+            worst = (name, rel)
+    missing = [n for n in mine if n not in theirs]   # traced here, not in scalevec's file
+    extra = [n for n in theirs if n not in mine]     # in scalevec's file, not traced here
+    if missing or extra:
+        print(f"names differ: not in scalevec's trace {missing}; only in scalevec's trace {extra}")
+        ok_all = False
+    if floors:
+        print("scale: max|ours|, or (*) for a magnitude beta the error that dgamma's tolerance "
+              "carries into dbeta = sum(alpha_hat * dgamma), if larger (ScaleVector.gradient_scales)")
+    print("PASS" if ok_all else "FAIL: scalevec and PyTorch disagree")
+    summary = (f"{'PASS' if ok_all else 'FAIL'} {compared} tensors; worst {worst[0]} rel "
+               f"{worst[1]:.3e} ({worst[1] / rtol:.3g} of tol {rtol:.3e})")
+    if missing or extra:
+        summary += f"; names differ: {len(missing)} missing, {len(extra)} extra"
+    return (0 if ok_all else 1), summary
+
+
+def cmd_trace(args):
+    """Traces every --dir in turn (one process); exit 0 if all agree, 1 if any disagrees, 2 if
+    any could not be traced or compared."""
+    global MUTATION
+    MUTATION = args.mutate
+    results = []
+    for d in args.dir:
+        try:
+            status, summary = trace_dir(d, args)
+            results.append((d, status, summary))
+        except (ValueError, KeyError, OSError) as e:
+            print(f"torch_ref.py: error: {d}: {e}", file=sys.stderr)
+            results.append((d, 2, f"ERROR {e}"))
+        if len(args.dir) > 1:
+            print(flush=True)
+    if len(args.dir) > 1 or args.compare is not None:
+        for d, _, summary in results:
+            print(f"summary {d}: {summary}")
     return max(status for _, status, _ in results)
 
 
@@ -753,10 +1007,48 @@ def main(argv=None):
     b.add_argument("--compile", action="store_true",
                    help="wrap the model in torch.compile (the warmup steps include compiling)")
 
+    t = sub.add_parser("trace", help="every named step and gradient of one pass, as `scalevec trace`",
+                       description="Loads D/model.safetensors and D/batch.safetensors (written by "
+                       "`scalevec trace --save-dir D`), runs one forward and backward pass recording "
+                       "every named step and its gradient under scalevec's names, and prints them in "
+                       "`scalevec trace`'s line format and order (diff the two outputs). --compare "
+                       "compares every tensor with scalevec's trace: exit status 1 on any mismatch or "
+                       "any name only one side has, 2 if a directory cannot be traced.")
+    t.add_argument("--dir", required=True, action="append",
+                   help="directory written by `scalevec trace --save-dir`; repeat it to trace "
+                        "several in one process")
+    t.add_argument("--compare", nargs="?", const="", metavar="FILE",
+                   help="compare with scalevec's trace: FILE (one --dir only), or without FILE "
+                        "each D/trace.safetensors")
+    t.add_argument("--dump", metavar="FILE",
+                   help="write this trace as safetensors (F64), like `scalevec trace --dump` (one "
+                        "--dir only)")
+    t.add_argument("--dtype", choices=["float32", "float64"], default="float64",
+                   help="PyTorch's precision (default: %(default)s)")
+    t.add_argument("--factor", type=float, default=64.0,
+                   help="tolerance as a multiple of the unit roundoff of the less precise side "
+                        "(default: %(default)s)")
+    t.add_argument("--rtol", type=float, help="explicit relative tolerance (overrides --factor)")
+    t.add_argument("--mutate", choices=sorted(MUTATIONS),
+                   help="test only: compute with a deliberately wrong semantic (see check)")
+    t.add_argument("--quiet", action="store_true", help="no trace lines, only the comparison")
+    t.add_argument("--values", type=int, default=4,
+                   help="values printed per tensor (default: %(default)s)")
+    t.add_argument("--digits", type=int, default=6,
+                   help="digits after the point of printed numbers (default: %(default)s)")
+
     args = p.parse_args(argv)
     if args.cmd == "bench" and (args.steps < 1 or args.warmup < 0 or args.threads < 1):
         p.error("bench needs --steps >= 1, --warmup >= 0, --threads >= 1")
+    if args.cmd == "trace":
+        if len(args.dir) > 1 and (args.dump or args.compare):
+            p.error("trace: --dump FILE and --compare FILE take one --dir (--compare without FILE "
+                    "compares each D/trace.safetensors)")
+        if args.values < 0 or not 1 <= args.digits <= 17:
+            p.error("trace needs --values >= 0 and --digits in [1, 17]")
     try:
+        if args.cmd == "trace":
+            return cmd_trace(args)
         return cmd_check(args) if args.cmd == "check" else cmd_bench(args)
     except (ValueError, KeyError, OSError) as e:
         print(f"torch_ref.py: error: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-// One Pre-Norm transformer block (SCALE_VECTORS.md §2), Llama style, no biases, with every scale
+// One Pre-Norm transformer block (docs/SCALE_VECTORS.md §2), Llama style, no biases, with every scale
 // placement of §4 as a module:
 //
 //   n = N(x);  a_f = γ_f ⊙ n                      input side   (InputSideScale: shared γ or HG)
@@ -9,13 +9,17 @@
 //   the same for the MLP: f ∈ {gate, up}, h = silu(y_gate) ⊙ y_up, o = W_down h
 //
 // Forward and backward are flat lists of named steps; the backward is the forward read bottom-up.
+// Each step's name is the one its trace(...) line gives it (`scalevec trace` prints them all;
+// inside a block they carry the prefix "layers.<l>.", and gradients "grad/").
 // Shapes: N = B*T rows, C = d_model, F = d_ff, NH heads of size hs. Every branch has its own
 // contiguous (N, d) buffers; a branch without output-side scales uses one buffer for z and y.
 #pragma once
 
 #include <algorithm>
 #include <array>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../common.h"
@@ -28,6 +32,7 @@
 #include "../scale/input_side.h"
 #include "../scale/output_side.h"
 #include "config.h"
+#include "trace.h"
 
 namespace scalevec {
 
@@ -59,6 +64,10 @@ struct LinearBranch {
   std::vector<T> dz, dy;        // their gradients
   T* Y() { return out_side.identity() ? z.data() : y.data(); }
   T* dY() { return out_side.identity() ? dz.data() : dy.data(); }
+  // Trace names (ref/model/trace.h): "attn.q.z", "attn.q.y" and its input "attn_norm.a" (HG:
+  // "attn_norm.q.a"). Without output-side scales y is z, and only z is a step.
+  std::string z_name, y_name, a_name;
+  const std::string& Y_name() const { return out_side.identity() ? z_name : y_name; }
 };
 
 template <class T>
@@ -71,6 +80,8 @@ class Block {
   void backward(const T* params, T* grads, T* dres, BlockScratch<T>& s, int B, int Tn,
                 const RopeTables<T>& rope);
   void sites(std::vector<ScaleSite<T>>& out);
+  // `scalevec trace`: record every named step of forward and backward into t (nullptr: none).
+  void set_trace(Trace<T>* t) { trace_ = t; }
 
   // Structure, for the CUDA mirror (gpu/model.cpp builds the same block from these).
   const InputSideScale<T>& attn_in() const { return attn_in_; }
@@ -87,9 +98,16 @@ class Block {
                               const std::string& sub,
                               const std::vector<std::pair<Branch, std::string>>& defs,
                               LinearBranch<T>* br, int d_out, size_t N);
-  void branches_forward(const T* P, InputSideScale<T>& in, LinearBranch<T>* br, int nb, int N);
+  void branches_forward(const T* P, InputSideScale<T>& in, LinearBranch<T>* br, int nb, int B,
+                        int Tn);
   void branches_backward(const T* P, T* G, InputSideScale<T>& in, LinearBranch<T>* br, int nb,
-                         T* dn, int N);
+                         T* dn, int B, int Tn);
+  // `scalevec trace`, each a no-op without a recorder: a step (or its gradient) under
+  // "layers.<l>." + name, and the scaled inputs a_f of a site (or their gradients), one per γ.
+  void trace(std::string_view name, const T* x, std::initializer_list<int64_t> shape) const;
+  void trace_grad(std::string_view name, const T* x, std::initializer_list<int64_t> shape) const;
+  void trace_inputs(TracePass pass, InputSideScale<T>& in, const LinearBranch<T>* br, int nb,
+                    int B, int Tn) const;
 
   ModelConfig cfg_;
   int C_, F_, NH_, hs_;
@@ -106,6 +124,8 @@ class Block {
   std::vector<T> x_mid_;       // (N, C)         residual after attention
   std::vector<T> n2_, rstd2_;  // (N, C), (N,)   N(x_mid)
   std::vector<T> h_;           // (N, F)         silu(gate) ⊙ up
+  Trace<T>* trace_ = nullptr;  // `scalevec trace`'s recorder, if any
+  std::string prefix_;         // "layers.<l>.": the prefix of its trace names
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -138,6 +158,8 @@ InputSideScale<T> Block<T>::make_site(ParamLayout& layout, const std::string& p,
     const Branch b = defs[f].first;
     LinearBranch<T>& x = br[f];
     x.in = C_, x.out = d_out;
+    x.z_name = sub + "." + branch_name(b) + ".z", x.y_name = sub + "." + branch_name(b) + ".y";
+    x.a_name = sc.hg ? norm + "." + branch_name(b) + ".a" : norm + ".a";
     x.w = add_matrix(layout, ins[f].w_name, d_out, C_, 0.02);
     maps.push_back({x.w, d_out, C_, true});
     typename OutputSide<T>::Spec s;
@@ -167,6 +189,7 @@ template <class T>
 Block<T>::Block(ParamLayout& layout, const ModelConfig& cfg, int layer, int max_B)
     : cfg_(cfg), C_(cfg.d_model), F_(cfg.d_ff), NH_(cfg.n_head), hs_(cfg.head_size()) {
   const std::string p = fmt::format("layers.{}.", layer);
+  prefix_ = p;
   const size_t N = (size_t)max_B * cfg.context;
   const double std_out = 0.02 / std::sqrt(2.0 * cfg.n_layer);  // GPT-2 style residual scaling
   // Parameters in forward order: attention norm, q k v (+ output scales), wo, post-norm, MLP norm,
@@ -192,27 +215,36 @@ Block<T>::Block(ParamLayout& layout, const ModelConfig& cfg, int layer, int max_
 
 // z_f = W_f a_f, then y_f = out_f(z_f), for the nb branches of one site.
 template <class T>
-void Block<T>::branches_forward(const T* P, InputSideScale<T>& in, LinearBranch<T>* br, int nb, int N) {
+void Block<T>::branches_forward(const T* P, InputSideScale<T>& in, LinearBranch<T>* br, int nb,
+                                int B, int Tn) {
+  const int N = B * Tn;
+  trace_inputs(TracePass::Forward, in, br, nb, B, Tn);                  // a_f
   for (int f = 0; f < nb; f++) {
     LinearBranch<T>& x = br[f];
     linear_forward(x.z.data(), in.input(f), P + x.w, N, x.in, x.out, x.out);
-    if (!x.out_side.identity()) x.out_side.forward(P, x.z.data(), x.y.data(), N);
+    trace(x.z_name, x.z.data(), {B, Tn, x.out});
+    if (x.out_side.identity()) continue;
+    x.out_side.forward(P, x.z.data(), x.y.data(), N);
+    trace(x.y_name, x.y.data(), {B, Tn, x.out});
   }
 }
 
 // From dY of every branch: dz_f, dW_f, and the input side's dn (+=) and dγ.
 template <class T>
 void Block<T>::branches_backward(const T* P, T* G, InputSideScale<T>& in, LinearBranch<T>* br,
-                                 int nb, T* dn, int N) {
+                                 int nb, T* dn, int B, int Tn) {
+  const int N = B * Tn;
   in.zero_grad(N);
   for (int f = 0; f < nb; f++) {
     LinearBranch<T>& x = br[f];
     if (!x.out_side.identity()) {
       std::fill(x.dz.begin(), x.dz.begin() + (size_t)N * x.out, T(0));
       x.out_side.backward(P, G, x.dy.data(), x.dz.data(), N);
+      trace_grad(x.z_name, x.dz.data(), {B, Tn, x.out});
     }
     linear_backward(in.dinput(f), G + x.w, x.dz.data(), in.input(f), P + x.w, N, x.in, x.out, x.out);
   }
+  trace_inputs(TracePass::Backward, in, br, nb, B, Tn);                 // d(a_f)
   std::fill(dn, dn + (size_t)N * C_, T(0));
   in.backward(P, G, dn, N);
 }
@@ -224,24 +256,39 @@ void Block<T>::forward(const T* P, const T* x, T* out, int B, int Tn, const Rope
   const T eps = T(cfg_.norm_eps);
   // --- attention ---
   rmsnorm_forward(n1_.data(), rstd1_.data(), x, N, C, C, eps);         // n1 = N(x)
+  trace("attn_norm.n", n1_.data(), {B, Tn, C});
   attn_in_.forward(P, n1_.data(), N);                                   // a_f = γ_f ⊙ n1
-  branches_forward(P, attn_in_, qkv_.data(), 3, N);                     // y_f = out_f(W_f a_f)
+  branches_forward(P, attn_in_, qkv_.data(), 3, B, Tn);                 // y_f = out_f(W_f a_f)
   T *q = qkv_[0].Y(), *k = qkv_[1].Y(), *v = qkv_[2].Y();
   rope_forward(q, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, C);
   rope_forward(k, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, C);
+  trace("attn.q.rope", q, {B, Tn, C}), trace("attn.k.rope", k, {B, Tn, C});
   attention_forward(y_.data(), att_.data(), q, k, v, C, B, Tn, NH_, hs_);
+  trace("attn.att", att_.data(), {B, NH_, Tn, Tn}), trace("attn.y", y_.data(), {B, Tn, C});
   linear_forward(o_.data(), y_.data(), P + w_o_, N, C, C, C);           // o = W_o y
-  if (!post_attn_.identity()) post_attn_.forward(P, o_.data(), out, N); // o ← γ ⊙ N(o)
+  trace("attn.o", o_.data(), {B, Tn, C});
+  if (!post_attn_.identity()) {                                         // o ← γ ⊙ N(o)
+    post_attn_.forward(P, o_.data(), out, N);
+    trace("post_attn_norm.out", out, {B, Tn, C});
+  }
   residual_forward(x_mid_.data(), x, post_attn_.identity() ? o_.data() : out, (size_t)N * C);
+  trace("x_mid", x_mid_.data(), {B, Tn, C});
   // --- MLP ---
   rmsnorm_forward(n2_.data(), rstd2_.data(), x_mid_.data(), N, C, C, eps);  // n2 = N(x_mid)
+  trace("mlp_norm.n", n2_.data(), {B, Tn, C});
   mlp_in_.forward(P, n2_.data(), N);                                    // a_f = γ_f ⊙ n2
-  branches_forward(P, mlp_in_, gu_.data(), 2, N);                       // y_f = out_f(W_f a_f)
+  branches_forward(P, mlp_in_, gu_.data(), 2, B, Tn);                   // y_f = out_f(W_f a_f)
   swiglu_forward(h_.data(), gu_[0].Y(), gu_[1].Y(), N, F, F);           // h = silu(gate) ⊙ up
+  trace("mlp.h", h_.data(), {B, Tn, F});
   T* o = post_mlp_.identity() ? out : o_.data();
   linear_forward(o, h_.data(), P + w_down_, N, F, C, C);                // o = W_down h
-  if (!post_mlp_.identity()) post_mlp_.forward(P, o_.data(), out, N);   // o ← γ ⊙ N(o)
+  trace("mlp.o", o, {B, Tn, C});
+  if (!post_mlp_.identity()) {                                          // o ← γ ⊙ N(o)
+    post_mlp_.forward(P, o_.data(), out, N);
+    trace("post_mlp_norm.out", out, {B, Tn, C});
+  }
   residual_forward(out, x_mid_.data(), out, (size_t)N * C);             // out = x_mid + o
+  trace("out", out, {B, Tn, C});
 }
 // [end]
 
@@ -252,35 +299,73 @@ void Block<T>::backward(const T* P, T* G, T* dres, BlockScratch<T>& s, int B, in
   const int N = B * Tn, C = C_, F = F_;
   auto zero = [](T* p, size_t n) { std::fill(p, p + n, T(0)); };
   // d(post-norm output) = dres; through the post-norm (if any) to d(o).
-  auto through_post = [&](OutputSide<T>& post) -> const T* {
+  auto through_post = [&](OutputSide<T>& post, std::string_view name) -> const T* {
     if (post.identity()) return dres;
+    trace_grad(name, dres, {B, Tn, C});
     zero(s.dpost.data(), (size_t)N * C);
     post.backward(P, G, dres, s.dpost.data(), N);
     return s.dpost.data();
   };
   // --- MLP, in reverse. out = x_mid + o: d(x_mid) gets dres through the identity, so dres keeps
   // flowing and the MLP path adds into it at the end (rmsnorm_backward accumulates).
-  const T* d_down = through_post(post_mlp_);
+  const T* d_down = through_post(post_mlp_, "post_mlp_norm.out");
+  trace_grad("mlp.o", d_down, {B, Tn, C});
   zero(s.dh.data(), (size_t)N * F);
   linear_backward(s.dh.data(), G + w_down_, d_down, h_.data(), P + w_down_, N, F, C, C);
+  trace_grad("mlp.h", s.dh.data(), {B, Tn, F});
   zero(gu_[0].dY(), (size_t)N * F), zero(gu_[1].dY(), (size_t)N * F);
   swiglu_backward(gu_[0].dY(), gu_[1].dY(), s.dh.data(), gu_[0].Y(), gu_[1].Y(), N, F, F);
-  branches_backward(P, G, mlp_in_, gu_.data(), 2, s.dn.data(), N);      // dn2 and dγ_mlp
+  trace_grad(gu_[0].Y_name(), gu_[0].dY(), {B, Tn, F});
+  trace_grad(gu_[1].Y_name(), gu_[1].dY(), {B, Tn, F});
+  branches_backward(P, G, mlp_in_, gu_.data(), 2, s.dn.data(), B, Tn);  // dn2 and dγ_mlp
+  trace_grad("mlp_norm.n", s.dn.data(), {B, Tn, C});
   rmsnorm_backward(dres, s.dn.data(), n2_.data(), rstd2_.data(), N, C, C);  // dres = d(x_mid)
+  trace_grad("x_mid", dres, {B, Tn, C});
   // --- attention, in reverse. x_mid = x + o.
-  const T* d_o = through_post(post_attn_);
+  const T* d_o = through_post(post_attn_, "post_attn_norm.out");
+  trace_grad("attn.o", d_o, {B, Tn, C});
   zero(s.dy.data(), (size_t)N * C);
   linear_backward(s.dy.data(), G + w_o_, d_o, y_.data(), P + w_o_, N, C, C, C);
+  trace_grad("attn.y", s.dy.data(), {B, Tn, C});
   T *dq = qkv_[0].dY(), *dk = qkv_[1].dY(), *dv = qkv_[2].dY();
   zero(dq, (size_t)N * C), zero(dk, (size_t)N * C), zero(dv, (size_t)N * C);
   attention_backward(dq, dk, dv, s.datt.data(), s.dy.data(), att_.data(), qkv_[0].Y(), qkv_[1].Y(),
                      qkv_[2].Y(), C, B, Tn, NH_, hs_);
+  trace_grad("attn.q.rope", dq, {B, Tn, C}), trace_grad("attn.k.rope", dk, {B, Tn, C});
+  trace_grad(qkv_[2].Y_name(), dv, {B, Tn, C});
   rope_backward(dq, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, C);
   rope_backward(dk, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_, C);
-  branches_backward(P, G, attn_in_, qkv_.data(), 3, s.dn.data(), N);    // dn1 and dγ_attn
+  trace_grad(qkv_[0].Y_name(), dq, {B, Tn, C}), trace_grad(qkv_[1].Y_name(), dk, {B, Tn, C});
+  branches_backward(P, G, attn_in_, qkv_.data(), 3, s.dn.data(), B, Tn);  // dn1 and dγ_attn
+  trace_grad("attn_norm.n", s.dn.data(), {B, Tn, C});
   rmsnorm_backward(dres, s.dn.data(), n1_.data(), rstd1_.data(), N, C, C);  // dres = d(x)
 }
 // [end]
+
+template <class T>
+void Block<T>::trace(std::string_view name, const T* x,
+                     std::initializer_list<int64_t> shape) const {
+  if (trace_) trace_->add(TracePass::Forward, prefix_ + std::string(name), x, shape);
+}
+
+template <class T>
+void Block<T>::trace_grad(std::string_view name, const T* x,
+                          std::initializer_list<int64_t> shape) const {
+  if (trace_) trace_->add(TracePass::Backward, prefix_ + std::string(name), x, shape);
+}
+
+// One entry per γ group (its first branch names it); none for an identity γ, whose a_f is n.
+template <class T>
+void Block<T>::trace_inputs(TracePass pass, InputSideScale<T>& in, const LinearBranch<T>* br,
+                            int nb, int B, int Tn) const {
+  if (!trace_) return;
+  for (int f = 0; f < nb; f++) {
+    const int g = in.group_of(f);
+    if (in.groups()[g].identity() || (f > 0 && in.group_of(f - 1) == g)) continue;
+    const T* a = pass == TracePass::Forward ? in.input(f) : in.dinput(f);
+    trace_->add(pass, prefix_ + br[f].a_name, a, {B, Tn, C_});
+  }
+}
 
 template <class T>
 void Block<T>::sites(std::vector<ScaleSite<T>>& out) {

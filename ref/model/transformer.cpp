@@ -62,15 +62,22 @@ T Transformer<T>::forward(const int32_t* tokens, const int32_t* targets, int B, 
   std::copy(tokens, tokens + N, tokens_.begin());
   const T* P = params.data();
   embedding_forward(resid_[0].data(), tokens, P + wte_, N, C);          // x_0 = wte[tokens]
+  trace("embed", resid_[0].data(), {B, Tn, C});
   for (int l = 0; l < cfg_.n_layer; l++)                                  // x_{l+1} = block_l(x_l)
     blocks_[l].forward(P, resid_[l].data(), resid_[l + 1].data(), B, Tn, rope_);
   rmsnorm_forward(nf_.data(), rstdf_.data(), resid_.back().data(), N, C, C, T(cfg_.norm_eps));
+  trace("final_norm.n", nf_.data(), {B, Tn, C});
   final_in_.forward(P, nf_.data(), N);                                    // a = γ_final ⊙ N(x_L)
+  if (!final_in_.groups()[0].identity())                                  // (without γ: a = n)
+    trace("final_norm.a", final_in_.input(0), {B, Tn, C});
   linear_forward(logits_.data(), final_in_.input(0), P + head_, N, C, V, V);  // logits = W_head a
+  trace("logits", logits_.data(), {B, Tn, V});
   has_targets_ = targets != nullptr;
   if (!targets) return T(0);
   std::copy(targets, targets + N, targets_.begin());
-  return crossentropy_forward(losses_.data(), logits_.data(), targets, N, V);
+  const T loss = crossentropy_forward(losses_.data(), logits_.data(), targets, N, V);
+  trace("loss", &loss, {});
+  return loss;
 }
 // [end]
 
@@ -83,17 +90,25 @@ void Transformer<T>::backward(T dloss) {
   T* G = grads.data();
   std::fill(dlogits_.begin(), dlogits_.begin() + (size_t)N * V, T(0));
   crossentropy_backward(dlogits_.data(), logits_.data(), targets_.data(), N, V, dloss);
+  trace_grad("logits", dlogits_.data(), {B, Tn, V});
   final_in_.zero_grad(N);
   linear_backward(final_in_.dinput(0), G + head_, dlogits_.data(), final_in_.input(0), P + head_,
                   N, C, V, V);
+  if (!final_in_.groups()[0].identity())                                  // (without γ: a = n)
+    trace_grad("final_norm.a", final_in_.dinput(0), {B, Tn, C});
   std::vector<T>& dnf = scratch_.dn;
   std::fill(dnf.begin(), dnf.begin() + (size_t)N * C, T(0));
   final_in_.backward(P, G, dnf.data(), N);                                   // dN(x_L), dγ_final
+  trace_grad("final_norm.n", dnf.data(), {B, Tn, C});
   std::fill(dres_.begin(), dres_.begin() + (size_t)N * C, T(0));
   rmsnorm_backward(dres_.data(), dnf.data(), nf_.data(), rstdf_.data(), N, C, C);  // d(x_L)
-  for (int l = cfg_.n_layer - 1; l >= 0; l--)                             // d(x_l) from d(x_{l+1})
+  trace_residual_grad(cfg_.n_layer);                      // d(x_L), then d(final_norm), d(head)
+  for (int l = cfg_.n_layer - 1; l >= 0; l--) {                           // d(x_l) from d(x_{l+1})
     blocks_[l].backward(P, G, dres_.data(), scratch_, B, Tn, rope_);
+    trace_residual_grad(l);                               // d(x_l), then block l's parameters
+  }
   embedding_backward(G + wte_, dres_.data(), tokens_.data(), N, C);       // d(wte)
+  trace_param_grad("tok_emb");
 }
 // [end]
 
@@ -116,6 +131,45 @@ std::vector<ScaleSite<T>> Transformer<T>::scale_sites() {
   for (auto& b : blocks_) b.sites(out);
   final_in_.sites(out);
   return out;
+}
+
+template <class T>
+void Transformer<T>::set_trace(Trace<T>* t) {
+  trace_ = t;
+  for (auto& b : blocks_) b.set_trace(t);
+}
+
+template <class T>
+void Transformer<T>::trace(std::string_view name, const T* x,
+                           std::initializer_list<int64_t> shape) const {
+  if (trace_) trace_->add(TracePass::Forward, std::string(name), x, shape);
+}
+
+template <class T>
+void Transformer<T>::trace_grad(std::string_view name, const T* x,
+                                std::initializer_list<int64_t> shape) const {
+  if (trace_) trace_->add(TracePass::Backward, std::string(name), x, shape);
+}
+
+template <class T>
+void Transformer<T>::trace_residual_grad(int l) const {
+  if (!trace_) return;
+  const std::string x_l = l == 0 ? "embed" : fmt::format("layers.{}.out", l - 1);
+  trace_->add(TracePass::Backward, x_l, dres_.data(), {B_, T_, cfg_.d_model});
+  const std::string block = fmt::format("layers.{}.", l);
+  for (const auto& p : layout_.params()) {
+    const bool final_part = p.name == "head" || p.name.rfind("final_norm.", 0) == 0;
+    const bool part = l == cfg_.n_layer ? final_part : p.name.rfind(block, 0) == 0;
+    if (part) trace_param_grad(p.name.c_str());
+  }
+}
+
+template <class T>
+void Transformer<T>::trace_param_grad(const char* name) const {
+  if (!trace_) return;
+  const ParamInfo& p = layout_.get(name);
+  trace_->add(TracePass::Backward, p.name, grads.data() + p.offset,
+              std::vector<int64_t>(p.shape.begin(), p.shape.end()));
 }
 
 template class Transformer<float>;

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <string_view>
 #include <vector>
 
 #include "../ops/crossentropy.h"
@@ -13,6 +15,7 @@
 #include "block.h"
 #include "config.h"
 #include "params.h"
+#include "trace.h"
 
 namespace scalevec {
 
@@ -44,8 +47,13 @@ class Transformer {
   // Training FLOPs per token (forward + backward): 6 per matrix weight + attention's 12·L·T·C.
   double flops_per_token(int Tn) const;
 
-  // Every scale vector of the model with its type and fold targets (SCALE_VECTORS.md §3).
+  // Every scale vector of the model with its type and fold targets (docs/SCALE_VECTORS.md §3).
   std::vector<ScaleSite<T>> scale_sites();
+
+  // `scalevec trace`: the following forward and backward passes copy every named step into t,
+  // in the order they compute them (ref/model/trace.h); nullptr (the default) records nothing.
+  // Recording never changes what is computed.
+  void set_trace(Trace<T>* t);
 
   // Structure, for the CUDA mirror (gpu/model.cpp builds the same model from these).
   size_t wte_offset() const { return wte_; }
@@ -71,6 +79,15 @@ class Transformer {
   // Backward scratch.
   std::vector<T> dres_, dlogits_;           // (N, C), (N, V)
   BlockScratch<T> scratch_;
+  // `scalevec trace` (no-ops without a recorder): one step or its gradient; d(x_l) of the
+  // residual stream (x_0 = "embed", x_{l+1} = "layers.<l>.out") followed by the gradients of the
+  // parameters of the part just differentiated (block l, or for l = L the final norm and head);
+  // one parameter's gradient.
+  Trace<T>* trace_ = nullptr;
+  void trace(std::string_view name, const T* x, std::initializer_list<int64_t> shape) const;
+  void trace_grad(std::string_view name, const T* x, std::initializer_list<int64_t> shape) const;
+  void trace_residual_grad(int l) const;
+  void trace_param_grad(const char* name) const;
 };
 
 extern template class Transformer<float>;
