@@ -6,7 +6,9 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libfmt-dev libcli11-dev
           nlohmann-json3-dev zlib1g-dev libgtest-dev fortunes)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 python3-numpy python3-torch)
+  # PyTorch: the independent reference; gdb: the stepping-through recipe is a test;
+  # librsvg2-bin (rsvg-convert): the figures are rendered to PNG by a test.
+  packages+=(python3 python3-numpy python3-torch gdb librsvg2-bin)
 fi
 
 missing=()
