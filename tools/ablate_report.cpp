@@ -88,14 +88,71 @@ std::string csv_field(const std::string& s) {
 }
 
 // Losses with {:.17g} (round-trip exact), so results.csv can be recomputed from bit for bit.
+const char* const kResultsHeader = "arm,seed,final_val_loss,steps,tokens,seconds,sec_per_step,flags,device";
+// Written by versions before the device column; still read.
+const char* const kResultsHeaderV1 = "arm,seed,final_val_loss,steps,tokens,seconds,sec_per_step,flags";
+
 std::string results_csv(const GridReport& r) {
-  std::string csv = "arm,seed,final_val_loss,steps,tokens,seconds,sec_per_step,flags\n";
+  std::string csv = std::string(kResultsHeader) + "\n";
   for (const auto& arm : r.arms)
     for (const auto& [seed, run] : runs_of(r, arm.name))
-      csv += fmt::format("{},{},{:.17g},{},{},{:.6g},{:.6g},{}\n", csv_field(arm.name), seed,
+      csv += fmt::format("{},{},{:.17g},{},{},{:.6g},{:.6g},{},{}\n", csv_field(arm.name), seed,
                          run->final_val_loss, run->steps, run->tokens, run->seconds,
-                         run->sec_per_step, csv_field(arm.flags));
+                         run->sec_per_step, csv_field(arm.flags), csv_field(run->device));
   return csv;
+}
+
+// Every point of every validation curve, {:.17g} like the losses of results.csv.
+std::string curves_csv(const GridReport& r) {
+  std::string csv = "arm,seed,step,val_loss\n";
+  for (const auto& arm : r.arms)
+    for (const auto& [seed, run] : runs_of(r, arm.name))
+      for (const auto& [step, loss] : run->val)
+        csv += fmt::format("{},{},{},{:.17g}\n", csv_field(arm.name), seed, step, loss);
+  return csv;
+}
+
+// The fields of one CSV line (quotes as csv_field writes them).
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); i++) {
+    const char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', i++;
+    else if (c == '"') quoted = !quoted;
+    else if (c == ',' && !quoted) out.emplace_back();
+    else out.back() += c;
+  }
+  return out;
+}
+
+// The data lines of a CSV file whose header is one of `headers`, split into fields.
+std::vector<std::vector<std::string>> read_csv(const std::string& path,
+                                               const std::vector<std::string>& headers) {
+  std::ifstream f(path);
+  require(f.good(), "cannot read '{}'", path);
+  std::string line;
+  require(std::getline(f, line) && std::find(headers.begin(), headers.end(), line) != headers.end(),
+          "'{}' does not start with the header '{}'", path, headers.front());
+  std::vector<std::vector<std::string>> rows;
+  const size_t n = csv_fields(line).size();
+  for (int k = 2; std::getline(f, line); k++) {
+    if (line.empty()) continue;
+    rows.push_back(csv_fields(line));
+    require(rows.back().size() == n, "'{}' line {}: {} fields, expected {}", path, k, rows.back().size(), n);
+  }
+  return rows;
+}
+
+double csv_number(const std::string& s, const std::string& path) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+  }
+  require(used == s.size() && !s.empty(), "'{}': '{}' is not a number", path, s);
+  return v;
 }
 
 // "3.0679 ± 0.0123" ("+0.0122 ± 0.0031" with sign), the mean alone for one value, "—" for none.
@@ -136,7 +193,8 @@ std::string summary_row(const GridReport& r, const ReportArm& arm) {
 std::string summary_md(const GridReport& r) {
   std::set<std::pair<int, int64_t>> lengths;  // (steps, tokens) of the finished runs
   for (const auto& run : r.runs) lengths.insert({run.steps, run.tokens});
-  std::string md = fmt::format("# Ablation: {}\n\n{} arms × seeds {}; baseline arm `{}`. ", r.dir,
+  std::string md = fmt::format("# Ablation: {}\n\n{} arms × seeds {}; baseline arm `{}`. ",
+                               r.name.empty() ? r.dir : r.name,
                                r.arms.size(), fmt::join(r.seeds, ", "), r.baseline);
   if (lengths.size() == 1)
     md += fmt::format("Every run: {} steps, {} tokens.\n\n", lengths.begin()->first,
@@ -209,9 +267,13 @@ PlotSeries curve_of(const std::vector<const RunResult*>& runs) {
   return s;
 }
 
+std::string grid_name(const GridReport& r) {
+  return fs::path(r.name.empty() ? r.dir : r.name).lexically_normal().filename().string();
+}
+
 std::string curves_svg(const GridReport& r) {
   LinePlot p;
-  const std::string grid_name = fs::path(r.dir).lexically_normal().filename().string();
+  const std::string grid_name = scalevec::grid_name(r);
   p.title = grid_name.empty() ? "Validation loss" : "Validation loss: " + grid_name;
   p.subtitle = "line: mean over seeds, band: min..max over seeds. y axis: from the lowest loss to "
                "the loss at 10% of the run (earlier, higher losses are cut off)";
@@ -256,7 +318,7 @@ std::string curves_svg(const GridReport& r) {
 // scale of curves.svg hides, are the point of this plot.
 std::string delta_svg(const GridReport& r) {
   LinePlot p;
-  const std::string grid_name = fs::path(r.dir).lexically_normal().filename().string();
+  const std::string grid_name = scalevec::grid_name(r);
   p.title = "Validation loss minus the baseline's" + (grid_name.empty() ? "" : ": " + grid_name);
   p.subtitle = "arm − baseline seed by seed; line: mean over the seeds both finished, band: "
                "min..max; below 0: lower loss than the baseline. From 10% of the run on";
@@ -303,15 +365,69 @@ std::string delta_svg(const GridReport& r) {
   return render_svg(p);
 }
 
+// The final validation loss of each arm minus the baseline's, a dot per seed both finished, with
+// the mean and ± one standard deviation: the paired comparison of summary.md, drawn.
+std::string paired_svg(const GridReport& r) {
+  DotPlot p;
+  const std::string name = grid_name(r);
+  p.title = "Final validation loss minus the baseline's, seed by seed" + (name.empty() ? "" : ": " + name);
+  p.subtitle = fmt::format("a dot per seed (arm − {} with the same seed), bar: mean, whisker: ± one "
+                           "standard deviation; left of 0: lower loss than the baseline", r.baseline);
+  p.xlabel = "Δ final validation loss (nats per byte)";
+  const auto base = runs_of(r, r.baseline);
+  for (const auto& arm : r.arms) {
+    if (arm.name == r.baseline) continue;
+    DotRow row{arm.name, "", {}};
+    for (const auto& [seed, run] : runs_of(r, arm.name))
+      if (base.count(seed)) row.values.push_back(run->final_val_loss - base.at(seed)->final_val_loss);
+    const MeanStd d = mean_std(row.values);
+    const auto lower = std::count_if(row.values.begin(), row.values.end(), [](double x) { return x < 0; });
+    row.note = d.n == 0 ? "no pair" : fmt::format("{} (n={}), lower in {}/{}", pm(d, true), d.n, lower, d.n);
+    p.rows.push_back(std::move(row));
+  }
+  return render_dot_svg(p);
+}
+
 }  // namespace
 
 std::string write_reports(const GridReport& r) {
   write_file_atomically(r.dir + "/results.csv", results_csv(r));
   const std::string md = summary_md(r);
   write_file_atomically(r.dir + "/summary.md", md);
-  write_file_atomically(r.dir + "/curves.svg", curves_svg(r));
-  write_file_atomically(r.dir + "/delta.svg", delta_svg(r));
+  write_file_atomically(r.dir + "/paired.svg", paired_svg(r));
+  const bool curves = std::any_of(r.runs.begin(), r.runs.end(), [](const RunResult& x) { return !x.val.empty(); });
+  if (curves) {  // a grid redrawn from a results.csv without curves keeps the plots it has
+    write_file_atomically(r.dir + "/curves.csv", curves_csv(r));
+    write_file_atomically(r.dir + "/curves.svg", curves_svg(r));
+    write_file_atomically(r.dir + "/delta.svg", delta_svg(r));
+  }
   return md;
+}
+
+std::vector<RunResult> read_results_csv(const std::string& path) {
+  std::vector<RunResult> runs;
+  for (const auto& f : read_csv(path, {kResultsHeader, kResultsHeaderV1})) {
+    RunResult r;
+    r.arm = f[0];
+    r.seed = (uint64_t)csv_number(f[1], path);
+    r.final_val_loss = csv_number(f[2], path);
+    r.steps = (int)csv_number(f[3], path);
+    r.tokens = (int64_t)csv_number(f[4], path);
+    r.seconds = csv_number(f[5], path);
+    r.sec_per_step = csv_number(f[6], path);
+    if (f.size() > 8) r.device = f[8];
+    runs.push_back(std::move(r));
+  }
+  return runs;
+}
+
+void read_curves_csv(const std::string& path, std::vector<RunResult>& runs) {
+  for (const auto& f : read_csv(path, {"arm,seed,step,val_loss"})) {
+    const uint64_t seed = (uint64_t)csv_number(f[1], path);
+    auto it = std::find_if(runs.begin(), runs.end(), [&](const RunResult& x) { return x.arm == f[0] && x.seed == seed; });
+    require(it != runs.end(), "'{}': a curve of {} seed {}, which has no row in results.csv", path, f[0], seed);
+    it->val.push_back({(int)csv_number(f[2], path), csv_number(f[3], path)});
+  }
 }
 
 }  // namespace scalevec

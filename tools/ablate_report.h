@@ -4,8 +4,12 @@
 //   summary.md    per arm: final validation loss mean ± std over seeds, the paired difference to
 //                 the baseline arm (per seed, then mean ± std and a paired t statistic), time per
 //                 optimizer step and its overhead over the baseline; the command lines used
+//   curves.csv    the validation curve of every finished run (arm, seed, step, val_loss)
 //   curves.svg    validation loss against step: per arm the mean over seeds and a min..max band
 //   delta.svg     each arm's validation loss minus the baseline's, paired by seed, against step
+//   paired.svg    each arm's final validation loss minus the baseline's, a dot per seed
+// results.csv and curves.csv hold everything the other reports are drawn from, so a grid's
+// reports can be redrawn from those two files alone (`scalevec ablate --report-only`).
 #pragma once
 
 #include <cstdint>
@@ -42,6 +46,7 @@ struct ReportArm {
 
 struct GridReport {
   std::string dir;                    // where the reports go
+  std::string name;                   // the grid as titles name it (its directory; "" = dir)
   std::vector<ReportArm> arms;        // in display order
   std::vector<uint64_t> seeds;
   std::string baseline;               // the arm every other arm is compared with
@@ -60,8 +65,13 @@ MeanStd mean_std(const std::vector<double>& v);
 // sees half a file.
 void write_file_atomically(const std::string& path, const std::string& text);
 
-// Writes results.csv, summary.md, curves.svg and delta.svg into r.dir (each atomically). Returns
-// the summary.
+// Writes results.csv, curves.csv, summary.md, paired.svg and, when the runs have validation
+// curves, curves.svg and delta.svg into r.dir (each atomically). Returns the summary.
 std::string write_reports(const GridReport& r);
+
+// The runs of a results.csv (their curves empty), and the curves of a curves.csv added to the runs
+// they belong to (a run without a row in results.csv is an error). Error on malformed input.
+std::vector<RunResult> read_results_csv(const std::string& path);
+void read_curves_csv(const std::string& path, std::vector<RunResult>& runs);
 
 }  // namespace scalevec

@@ -7,7 +7,7 @@
 //   DIR/grid.json              the grid: arms (flags and what they resolve to), seeds, baseline,
 //                              the command lines that built it
 //   DIR/runs/<arm>/seed<k>/    a normal `scalevec train` run directory, plus result.json when done
-//   DIR/results.csv, DIR/summary.md, DIR/curves.svg, DIR/delta.svg
+//   DIR/results.csv, DIR/curves.csv, DIR/summary.md, DIR/curves.svg, DIR/delta.svg, DIR/paired.svg
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,7 +36,7 @@ using json = nlohmann::json;
 // `scalevec train` flags that define each. To add a named arm, add a row.
 static const std::vector<std::pair<std::string, std::string>> kBuiltinArms = {
     {"baseline", ""},            // one shared γ per norm site (Llama): what the others are compared with
-    {"none", "--scale none"},    // no scale vectors at all (SCALE_VECTORS.md §1)
+    {"none", "--scale none"},    // no scale vectors at all (docs/SCALE_VECTORS.md §1)
     {"iwd", "--wd-policy iwd"},  // weight decay on Input-type scale vectors only (the paper's rule)
     {"hg", "--scale hg"},        // branch-specific γ for q, k, v and gate, up
     {"dp", "--scale dp"},        // dual placement u ⊙ W(γ ⊙ n) on q, k, v, gate, up
@@ -44,7 +44,7 @@ static const std::vector<std::pair<std::string, std::string>> kBuiltinArms = {
     {"magdir", "--scale magdir"},  // γ = β α for every scale vector
     {"magdir-normalized", "--scale magdir-normalized"},  // γ = β α / rms(α)
     {"unified", "--scale unified"},  // hg + dnp + magdir, with --wd-policy iwd
-    // The Output-Norm study (SCALE_VECTORS.md §3): a QK-Norm model, decay on no gain, on the
+    // The Output-Norm study (docs/SCALE_VECTORS.md §3): a QK-Norm model, decay on no gain, on the
     // Input-type gains only, or on every gain including the Output-type QK-Norm γ.
     {"qk", "--qk-norm"},
     {"qk-iwd", "--qk-norm --wd-policy iwd"},
@@ -434,25 +434,92 @@ class GridProgress {
   std::chrono::steady_clock::time_point t0_;
 };
 
-std::string write_grid_reports(const std::string& out, const Grid& g) {
-  GridReport r{out, {}, g.seeds, g.baseline, {}, g.commands};
-  for (const auto& a : g.arms) {
-    r.arms.push_back({a.name, a.flags, a.preset, a.common});
+// The finished runs of a grid: each run's result.json; for a grid whose run directories were not
+// kept (the replication grids in docs/), the rows of its results.csv and the curves of its
+// curves.csv (if it has one).
+std::vector<RunResult> stored_runs(const std::string& out, const Grid& g) {
+  std::vector<RunResult> runs;
+  for (const auto& a : g.arms)
     for (uint64_t seed : g.seeds) {
       const std::string path = run_dir(out, a.name, seed) + "/result.json";
-      if (fs::exists(path)) r.runs.push_back(RunResult::from_json(read_json(path), path));
+      if (fs::exists(path)) runs.push_back(RunResult::from_json(read_json(path), path));
     }
-  }
-  return write_reports(r);
+  if (!runs.empty() || !fs::exists(out + "/results.csv") || fs::exists(out + "/runs")) return runs;
+  runs = read_results_csv(out + "/results.csv");
+  if (fs::exists(out + "/curves.csv")) read_curves_csv(out + "/curves.csv", runs);
+  for (const auto& r : runs)
+    require(std::any_of(g.arms.begin(), g.arms.end(), [&](const StoredArm& a) { return a.name == r.arm; }),
+            "'{}/results.csv' has runs of arm '{}', which '{}/grid.json' does not define", out, r.arm, out);
+  return runs;
+}
+
+GridReport grid_report(const std::string& dir, const std::string& name, const Grid& g,
+                       std::vector<RunResult> runs) {
+  GridReport r;
+  r.dir = dir, r.name = name, r.seeds = g.seeds, r.baseline = g.baseline, r.commands = g.commands;
+  for (const auto& a : g.arms) r.arms.push_back({a.name, a.flags, a.preset, a.common});
+  r.runs = std::move(runs);
+  return r;
+}
+
+std::string write_grid_reports(const std::string& out, const Grid& g) {
+  return write_reports(grid_report(out, out, g, stored_runs(out, g)));
 }
 
 struct Args {
-  std::string out, arms, arms_file, seeds, preset = "tiny", baseline, common;
+  std::string out, arms, arms_file, seeds, preset = "tiny", baseline, common, report_to;
   DeviceChoice device;
-  std::vector<std::string> arm, common_words;
-  bool allow_different_tokens = false, force = false;
+  std::vector<std::string> arm, common_words, merge;
+  bool allow_different_tokens = false, force = false, report_only = false;
   int threads = 0, stop_after_runs = 0;
 };
+
+// --report-only: the reports of the grid in --out redrawn from what it holds, trains nothing.
+// --merge adds the arms and runs of other grids (same seeds pair across grids: the same seed gives
+// the same initial weights and batches whatever the arm), --arms chooses and orders the arms
+// shown, --baseline the arm they are compared with; the reports go to --report-to (default --out)
+// and the summary to standard output.
+int report_only(const Args& a) {
+  Grid g = read_grid(a.out + "/grid.json");
+  std::vector<RunResult> runs = stored_runs(a.out, g);
+  for (const auto& dir : a.merge) {
+    const Grid h = read_grid(dir + "/grid.json");
+    for (const auto& arm : h.arms) {
+      require(std::none_of(g.arms.begin(), g.arms.end(), [&](const StoredArm& x) { return x.name == arm.name; }),
+              "--merge {}: arm '{}' is also an arm of {}", dir, arm.name, a.out);
+      g.arms.push_back(arm);
+    }
+    for (uint64_t s : h.seeds)
+      if (std::find(g.seeds.begin(), g.seeds.end(), s) == g.seeds.end()) g.seeds.push_back(s);
+    g.commands.insert(g.commands.end(), h.commands.begin(), h.commands.end());
+    g.allow_different_tokens = g.allow_different_tokens || h.allow_different_tokens;
+    for (auto& r : stored_runs(dir, h)) runs.push_back(std::move(r));
+  }
+  check_comparable(g);  // merged grids too: the same data and tokens, or no comparison
+  if (!a.baseline.empty()) g.baseline = a.baseline;
+  auto find = [&](const std::string& name) {
+    return std::find_if(g.arms.begin(), g.arms.end(), [&](const StoredArm& x) { return x.name == name; });
+  };
+  require(find(g.baseline) != g.arms.end(), "--baseline '{}' is not an arm of the grid", g.baseline);
+  if (!a.arms.empty()) {
+    std::vector<StoredArm> chosen;
+    std::stringstream ss(a.arms);
+    for (std::string name; std::getline(ss, name, ',');) {
+      require(find(name) != g.arms.end(), "--arms: '{}' is not an arm of the grid", name);
+      chosen.push_back(*find(name));
+    }
+    if (std::none_of(chosen.begin(), chosen.end(), [&](const StoredArm& x) { return x.name == g.baseline; }))
+      chosen.insert(chosen.begin(), *find(g.baseline));  // the Δ column needs it
+    g.arms = chosen;
+  }
+  std::sort(g.seeds.begin(), g.seeds.end());
+  const std::string dir = a.report_to.empty() ? a.out : a.report_to;
+  fs::create_directories(dir);
+  std::string name = a.out;
+  for (const auto& m : a.merge) name += " + " + m;
+  fmt::print("{}", write_reports(grid_report(dir, name, g, runs)));
+  return 0;
+}
 
 // The arms this command names, resolved; or, when it names none, the grid's own arms again.
 std::vector<ArmDef> requested_arms(const Args& a, const Grid& stored, bool preset_given) {
@@ -624,7 +691,8 @@ int run_grid(const Args& a, const Plan& p) {
     }
   }
   fmt::print("{}", write_grid_reports(a.out, p.grid));
-  fmt::print(stderr, "grid done: {0}/summary.md, {0}/results.csv, {0}/curves.svg, {0}/delta.svg\n", a.out);
+  fmt::print(stderr, "grid done: {0}/summary.md, {0}/results.csv, {0}/curves.svg, {0}/delta.svg, "
+             "{0}/paired.svg\n", a.out);
   return 0;
 }
 
@@ -634,7 +702,7 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
   CLI::App* cmd = app.add_subcommand(
       "ablate",
       "Run a grid of arms (train flags) × seeds at the same token count and compare the arms with "
-      "a baseline arm: summary.md, results.csv, curves.svg, delta.svg");
+      "a baseline arm: summary.md, results.csv, curves.csv, curves.svg, delta.svg, paired.svg");
   auto a = std::make_shared<Args>();
   cmd->add_option("--out", a->out, "the grid's directory")->required();
   cmd->add_option("--arm", a->arm,
@@ -663,6 +731,17 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
   add_device_options(cmd, a->device);
   cmd->add_option("--stop-after-runs", a->stop_after_runs,
                   "stop (resumably) after training this many runs")->check(at_least(1));
+  CLI::Option* report = cmd->add_flag(
+      "--report-only", a->report_only,
+      "train nothing: redraw the reports of the grid in --out from its runs' result.json files, or "
+      "from its results.csv and curves.csv alone (how the grids in docs/replication are kept), and "
+      "print the summary");
+  cmd->add_option("--report-to", a->report_to, "--report-only: write the reports here instead of --out")
+      ->needs(report);
+  cmd->add_option("--merge", a->merge,
+                  "--report-only: also report the arms and runs of this grid (repeatable); its "
+                  "seeds pair with the same seeds of --out")
+      ->needs(report);
   std::string builtin;
   for (const auto& [name, flags] : kBuiltinArms)
     builtin += fmt::format("\n  {:<18} {}", name, flags.empty() ? "(no flags: the preset as is)" : flags);
@@ -673,8 +752,9 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
       "`scalevec ablate --out DIR`). After every run, DIR gets results.csv (one row per run), "
       "summary.md (per arm: final validation loss mean ± std over seeds, the paired difference to "
       "the baseline arm, time per step and its overhead, where the runs trained), curves.svg "
-      "(validation loss curves, mean and min..max band over seeds) and delta.svg (each arm minus "
-      "the baseline, seed by seed). Runs live in DIR/runs/<arm>/seed<k>/; the grid's definition in "
+      "(validation loss curves, mean and min..max band over seeds; the points in curves.csv), "
+      "delta.svg (each arm minus the baseline, seed by seed) and paired.svg (the final differences, a "
+      "dot per seed). Runs live in DIR/runs/<arm>/seed<k>/; the grid's definition in "
       "DIR/grid.json.\n\n"
       "Built-in arms:" + builtin +
       "\n\nArm flags are parsed exactly as `scalevec train` parses them; --seed, --out, --resume, "
@@ -684,8 +764,18 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
       "--eval-every, so a killed grid loses little.\n\nExamples:\n"
       "  scalevec ablate --out abl --arms baseline,none,iwd --seeds 1-3 -- --steps 300 --eval-every 50\n"
       "  scalevec ablate --out abl --arm baseline= --arm \"lowlr=--lr 1e-3\" --common \"--steps 300\"\n"
-      "  scalevec ablate --out abl          (continue the grid, e.g. after Ctrl-C)");
+      "  scalevec ablate --out abl          (continue the grid, e.g. after Ctrl-C)\n"
+      "  scalevec ablate --out docs/replication/tiny-adamw --report-only --report-to /tmp/r\n"
+      "  scalevec ablate --out docs/replication/tiny-adamw --merge docs/replication/tiny-qknorm "
+      "--report-only --report-to /tmp/r --baseline qk --arms qk,dnp,unified");
   return [=]() -> int {
+    if (a->report_only) {
+      for (const char* o : {"--arm", "--arms-file", "--seeds", "--preset", "--common", "train-flags",
+                            "--force", "--allow-different-tokens", "--stop-after-runs"})
+        require(cmd->get_option(o)->count() == 0, "--report-only trains nothing: {} does not apply "
+                "(--arms chooses the arms shown, --baseline the arm they are compared with)", o);
+      return report_only(*a);
+    }
     set_num_threads(a->threads);
     a->device.validate();
     const Plan plan = define_grid(*a, argv, cmd->get_option("--preset")->count() > 0,

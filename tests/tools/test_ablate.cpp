@@ -40,14 +40,15 @@ std::map<std::pair<std::string, uint64_t>, CsvRow> read_csv(const fs::path& p) {
   const auto lines = lines_of(read_file(p));
   EXPECT_FALSE(lines.empty()) << p;
   if (lines.empty()) return rows;
-  EXPECT_EQ(lines[0], "arm,seed,final_val_loss,steps,tokens,seconds,sec_per_step,flags");
+  EXPECT_EQ(lines[0], "arm,seed,final_val_loss,steps,tokens,seconds,sec_per_step,flags,device");
   for (size_t i = 1; i < lines.size(); i++) {
     std::vector<std::string> f;
     std::stringstream ss(lines[i]);
     for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
-    if (f.size() == 7) f.push_back("");  // empty flags
-    EXPECT_EQ(f.size(), 8u) << lines[i];
-    if (f.size() != 8) continue;
+    // The device column ("cpu, 1 threads") is quoted and holds a comma; the rest are plain.
+    EXPECT_NE(lines[i].find(",\"cpu, 1 threads\""), std::string::npos) << lines[i];
+    EXPECT_GE(f.size(), 8u) << lines[i];
+    if (f.size() < 8) continue;
     CsvRow r{f[0], std::stoull(f[1]), std::stod(f[2]), std::stoi(f[3]), std::stoll(f[4])};
     EXPECT_TRUE(rows.emplace(std::pair{r.arm, r.seed}, r).second) << "duplicate row " << lines[i];
   }
@@ -220,6 +221,60 @@ TEST_F(Ablate, GridWritesResultsSummaryAndPlot) {
   EXPECT_EQ(count(again.err, "| step "), 0u) << "no training: " << again;
   for (const auto& [p, t] : mtimes) EXPECT_EQ(fs::last_write_time(p), t) << p << " was rewritten";
   EXPECT_EQ(read_file(path("g/results.csv")), csv);
+}
+
+// A grid whose run directories are gone (as the replication grids in docs/ are kept) is redrawn by
+// --report-only from results.csv and curves.csv alone, to the same files; --merge pairs two grids
+// by seed; --report-only refuses the flags that would train.
+TEST_F(Ablate, ReportOnlyRedrawsTheReportsFromTheCsvFiles) {
+  ASSERT_EQ(run(two_by_two("g", 20, 5)).code, 0);
+  const auto original = [&](const std::string& f) { return read_file(path("g/" + f)); };
+  const std::string md = original("summary.md"), curves = original("curves.svg"),
+                    delta = original("delta.svg"), paired = original("paired.svg"),
+                    ccsv = original("curves.csv");
+  EXPECT_EQ(lines_of(ccsv).size(), 1u + 4 * 4) << "a header and 4 validations of 4 runs: " << ccsv;
+  EXPECT_EQ(count(paired, "<circle"), 2u) << "none − baseline for seeds 1 and 2: " << paired;
+  fs::remove_all(path("g/runs"));
+
+  const Result r = run({"ablate", "--out", path("g"), "--report-only", "--report-to", path("re")});
+  ASSERT_EQ(r.code, 0) << r;
+  EXPECT_EQ(r.out, md) << "the summary is printed";
+  for (const char* f : {"summary.md", "results.csv", "curves.csv", "curves.svg", "delta.svg", "paired.svg"})
+    EXPECT_EQ(read_file(path("re/" + std::string(f))), original(f)) << f << " redrawn differently";
+
+  // Without curves.csv the curve plots cannot be drawn: they are not written, the rest is.
+  fs::remove(path("g/curves.csv"));
+  ASSERT_EQ(run({"ablate", "--out", path("g"), "--report-only", "--report-to", path("re2")}).code, 0);
+  EXPECT_EQ(read_file(path("re2/paired.svg")), paired);
+  EXPECT_FALSE(fs::exists(path("re2/curves.svg")));
+  EXPECT_FALSE(fs::exists(path("re2/delta.svg")));
+
+  // A second grid with the same seeds and model pairs with the first: its arm against baseline.
+  ASSERT_EQ(run(grid("h", Args{"--arm", "lowlr=--lr 1e-3", "--seeds", "1,2"}, 20, 5)).code, 0);
+  const Result m = run({"ablate", "--out", path("g"), "--merge", path("h"), "--report-only",
+                        "--report-to", path("re3"), "--arms", "lowlr"});
+  ASSERT_EQ(m.code, 0) << m;
+  const auto g_rows = read_csv(path("g/results.csv")), h_rows = read_csv(path("h/results.csv"));
+  std::vector<double> diff;
+  for (uint64_t seed : {1, 2})
+    diff.push_back(h_rows.at({"lowlr", seed}).final_val_loss - g_rows.at({"baseline", seed}).final_val_loss);
+  const auto [dm, ds] = mean_std(diff);
+  const auto cells = summary_row(m.out, "lowlr");
+  ASSERT_GE(cells.size(), 5u) << m.out;
+  const auto [mm, ms] = mean_pm_std(cells[4]);
+  EXPECT_NEAR(mm, dm, 0.5e-4 + 1e-12) << m.out;
+  EXPECT_NEAR(ms, ds, 0.5e-4 + 1e-12) << m.out;
+  EXPECT_FALSE(summary_row(m.out, "baseline").empty()) << "the baseline is shown with --arms: " << m.out;
+  EXPECT_EQ(m.out.find("| none |"), std::string::npos) << "--arms chose the rows: " << m.out;
+
+  // Merging a grid of another length is refused (not comparable); training flags are refused.
+  ASSERT_EQ(run(grid("k", Args{"--arm", "short=", "--seeds", "1"}, 10, 5)).code, 0);
+  const Result bad = run({"ablate", "--out", path("g"), "--merge", path("k"), "--report-only"});
+  expect_error(bad, "different numbers of tokens");
+  const Result seeds = run({"ablate", "--out", path("g"), "--report-only", "--seeds", "3"});
+  expect_error(seeds, "--report-only trains nothing: --seeds does not apply");
+  const Result orphan = run({"ablate", "--out", path("g"), "--report-to", path("x")});
+  EXPECT_NE(orphan.code, 0) << "--report-to needs --report-only: " << orphan;
 }
 
 TEST_F(Ablate, InterruptedGridEndsLikeAnUninterruptedOne) {
