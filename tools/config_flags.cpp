@@ -23,7 +23,7 @@ FlagSet<ModelConfig> model_flags(CLI::App& app) {
        "placement u*W(gamma*n) on q,k,v,gate,up), dnp (DNP on q,k: u*N_head(W a); DP on "
        "v,gate,up), magdir (gamma = beta*alpha everywhere), magdir-normalized (gamma = "
        "beta*alpha/rms(alpha)), unified (hg + dnp + magdir, and --wd-policy iwd unless given). "
-       "See SCALE_VECTORS.md: hg/dp/magdir/unified are the paper's; the DNP form, the DP set and "
+       "See docs/SCALE_VECTORS.md: hg/dp/magdir/unified are the paper's; the DNP form, the DP set and "
        "magdir-normalized are this project's choices",
        [](ModelConfig& c, const std::string& v) { c.set_scale(v); })
       ->check(CLI::IsMember(scale_strategy_names()));

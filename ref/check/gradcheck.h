@@ -1,4 +1,4 @@
-// Finite-difference gradient checking (VERIFICATION.md §1).
+// Finite-difference gradient checking (docs/VERIFICATION.md §1).
 //
 // An analytic gradient a is compared with a numerical derivative b by the rule
 //     |a - b| <= rtol · max(|a|, |b|, floor),     floor = atol / rtol,

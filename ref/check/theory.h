@@ -1,4 +1,4 @@
-// The exact, deterministic checks of SCALE_VECTORS.md §6, run on the real model (double precision).
+// The exact, deterministic checks of docs/SCALE_VECTORS.md §6, run on the real model (double precision).
 // Each returns numbers; tests assert on them and the chapters print them.
 //
 //  1. folding         every Input-type scale folds into its linear map (logits unchanged to

@@ -1,4 +1,4 @@
-// Model configuration: the architecture of SCALE_VECTORS.md §2 and the scale strategy of §4.
+// Model configuration: the architecture of docs/SCALE_VECTORS.md §2 and the scale strategy of §4.
 #pragma once
 
 #include <string>
@@ -19,7 +19,7 @@ const char* branch_name(Branch b);
 std::vector<Branch> parse_branches(const std::string& s);
 std::string branches_to_string(const std::vector<Branch>& b);  // "q,k,v" or "none"
 
-// Where the model's scale vectors are and how they are parameterized (SCALE_VECTORS.md §4).
+// Where the model's scale vectors are and how they are parameterized (docs/SCALE_VECTORS.md §4).
 // Presets fill these fields; each field is also a flag of its own.
 struct ScaleConfig {
   ScaleParam param = ScaleParam::Gamma;  // parameterization of every scale vector
@@ -62,7 +62,7 @@ struct ModelConfig {
 ModelConfig model_preset(const std::string& name);
 const char* model_preset_names();  // "tiny, small, gpt2"
 
-// Scale strategy presets (SCALE_VECTORS.md §4):
+// Scale strategy presets (docs/SCALE_VECTORS.md §4):
 //   baseline           one shared γ per norm site, init 1 (Llama)                     [paper]
 //   none               no scale vectors at all (the ablation of §1)                   [paper]
 //   hg                 branch-specific γ_q, γ_k, γ_v and γ_gate, γ_up                 [paper]

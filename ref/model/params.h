@@ -18,7 +18,7 @@ enum class Role {
   Scale,      // scale vectors: γ and their parts (decay decided by the wd policy and ScaleType)
 };
 
-// Scale vectors only (SCALE_VECTORS.md §3): Input-type iff it can be folded exactly into an
+// Scale vectors only (docs/SCALE_VECTORS.md §3): Input-type iff it can be folded exactly into an
 // adjacent linear map (its role is optimization only); Output-type iff it restores a magnitude a
 // normalization just removed (it carries expressivity). The module that places a scale derives
 // this from what its output feeds; it is never set by hand per tensor.

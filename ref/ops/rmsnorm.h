@@ -1,4 +1,4 @@
-// RMSNorm without its scale: the fixed normalization N(x) of SCALE_VECTORS.md §1.
+// RMSNorm without its scale: the fixed normalization N(x) of docs/SCALE_VECTORS.md §1.
 //     n = x · r,   r = 1 / sqrt(mean(x²) + eps)            per row of C channels
 // The learnable scale γ is a separate op (scale.h) owned by the scale modules, so that the
 // parameterizations and placements can change without touching the normalization.

@@ -1,4 +1,4 @@
-// Folding a scale vector into an adjacent linear map (SCALE_VECTORS.md §3, finding 1).
+// Folding a scale vector into an adjacent linear map (docs/SCALE_VECTORS.md §3, finding 1).
 //
 // W (γ ⊙ n) = (W diag(γ)) n: an input-side γ can be multiplied into the columns of the linear maps
 // it feeds; u ⊙ (W a) = (diag(u) W) a: an output-side u into the rows of its own map. After the

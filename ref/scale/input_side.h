@@ -1,4 +1,4 @@
-// Input-side placement of scale vectors at one normalization site (SCALE_VECTORS.md §2, §4).
+// Input-side placement of scale vectors at one normalization site (docs/SCALE_VECTORS.md §2, §4).
 //
 //     n = N(x)                      computed once by the block (rmsnorm.h)
 //     a_f = γ_{g(f)} ⊙ n            what branch f's linear map consumes: z_f = W_f a_f
@@ -28,7 +28,6 @@ struct InputBranch {
                             // (DNP, QK-Norm, or a post-norm after v or up)
 };
 
-// [snippet:input_side]
 template <class T>
 class InputSideScale {
  public:
@@ -63,6 +62,7 @@ class InputSideScale {
     }
   }
 
+  // [snippet:input_side_pass]
   // a_g = γ_g ⊙ n for every group; an identity γ reads n directly.
   void forward(const T* params, const T* n, int N) {
     n_ = n;
@@ -94,6 +94,7 @@ class InputSideScale {
       gammas_[g].backward(params, grads);
     }
   }
+  // [end]
 
   // Structure, for the CUDA mirror: the scale of each group and the group of each branch.
   const std::vector<ScaleVector<T>>& groups() const { return gammas_; }
@@ -123,6 +124,5 @@ class InputSideScale {
   std::vector<std::vector<T>> a_, da_;    // per group: (N, C) branch input and its gradient
   const T* n_ = nullptr;                  // the normalized input of the last forward
 };
-// [end]
 
 }  // namespace scalevec

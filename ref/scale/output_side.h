@@ -1,4 +1,4 @@
-// Output-side placements of scale vectors on one linear branch z = W_f a (SCALE_VECTORS.md §2, §4):
+// Output-side placements of scale vectors on one linear branch z = W_f a (docs/SCALE_VECTORS.md §2, §4):
 //
 //   identity       y = z
 //   DP             y = u ⊙ z                 u Input-type: u ⊙ (W a) = (diag(u) W) a folds into
@@ -7,7 +7,7 @@
 //                                            has just removed; no linear map can absorb it
 // where N_h is RMSNorm over each of h heads (h = NH for q and k, 1 otherwise). The normalized
 // stage is DNP's u (DNP: y = u ⊙ N_h(W a), [paper]; per-head form: [choice]), a QK-Norm's γ
-// (architecture switch, SCALE_VECTORS.md §2), or a post-sublayer norm's γ (Gemma "sandwich").
+// (architecture switch, docs/SCALE_VECTORS.md §2), or a post-sublayer norm's γ (Gemma "sandwich").
 // The two stages compose as y = s ⊙ N_h(u ⊙ z) when a DP branch also has a QK-Norm.
 //
 // z and y are (N, d) contiguous; the module keeps what its backward needs.
@@ -23,7 +23,6 @@
 
 namespace scalevec {
 
-// [snippet:output_side]
 template <class T>
 class OutputSide {
  public:
@@ -80,6 +79,7 @@ class OutputSide {
   int heads() const { return heads_; }
   T eps() const { return eps_; }
 
+  // [snippet:output_side_pass]
   // y = s ⊙ N_h(u ⊙ z) with whichever stages exist. z, y: (N, d); y must not alias z.
   void forward(const T* P, const T* z, T* y, int N) {
     z_ = z;
@@ -122,6 +122,7 @@ class OutputSide {
       for (size_t i = 0; i < (size_t)N * d_; i++) dz[i] += dy[i];
     }
   }
+  // [end]
 
   // The scale sites of this branch, for folding and inspection.
   void sites(std::vector<ScaleSite<T>>& out) {
@@ -141,6 +142,5 @@ class OutputSide {
   std::vector<T> y1_, dy1_;            // (N, d) stage-1 output and its gradient (both stages)
   std::vector<T> n_, rstd_, dn_;       // (N, d), (N*heads,), (N, d): N_h output, its 1/rms, grad
 };
-// [end]
 
 }  // namespace scalevec

@@ -3,12 +3,12 @@
 //   none               γ ≡ 1, no parameters (the "no scale vectors" ablation)           [paper]
 //   gamma              γ is the parameter itself, initialised to 1 (the standard gain)  [paper]
 //   magdir             γ = β α: a scalar magnitude β times a direction vector α, both
-//                      initialised to 1 (SCALE_VECTORS.md §4, "OR")                     [paper]
+//                      initialised to 1 (docs/SCALE_VECTORS.md §4, "OR")                     [paper]
 //   magdir-normalized  γ = β α / rms(α): the direction carries no magnitude of its own
 //                      (weight-normalization style)                                     [choice]
 //
 // Every parameter a parameterization declares carries the ScaleType of the scale it forms
-// ("β and α take the type of the scale they form", SCALE_VECTORS.md §4).
+// ("β and α take the type of the scale they form", docs/SCALE_VECTORS.md §4).
 #pragma once
 
 #include <algorithm>
@@ -35,7 +35,6 @@ struct ScaleSiteInfo {
   bool magnitude_cancelled = false; // a normalization downstream removes any global factor
 };
 
-// [snippet:scale_vector]
 template <class T>
 class ScaleVector {
  public:
@@ -69,6 +68,7 @@ class ScaleVector {
   size_t offset() const { return off_; }          // γ (gamma) or α (magdir)
   size_t beta_offset() const { return off_beta_; }  // β (magdir kinds only)
 
+  // [snippet:scale_vector_pass]
   // γ from the parameters; the returned (d,) array stays valid until the next forward.
   const T* forward(const T* params) {
     switch (kind_) {
@@ -128,6 +128,7 @@ class ScaleVector {
     }
     std::fill(dgamma_.begin(), dgamma_.end(), T(0));
   }
+  // [end]
 
   // Sets the parameters so that γ = 1 (used to fold a scale into a linear map).
   void set_identity(T* params) const {
@@ -148,6 +149,5 @@ class ScaleVector {
   T inv_rms_ = 1;                  // 1 / rms(α) of the last forward (magdir-normalized)
   std::vector<T> gamma_, dgamma_;  // (d,) each
 };
-// [end]
 
 }  // namespace scalevec

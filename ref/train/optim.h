@@ -1,5 +1,5 @@
 // Optimizers: AdamW, Muon and SGD with momentum behind one small interface, with parameter groups
-// and weight decay derived from the layout's tags (SCALE_VECTORS.md §5: the paper trains with
+// and weight decay derived from the layout's tags (docs/SCALE_VECTORS.md §5: the paper trains with
 // AdamW and with Muon [paper]; SGD with momentum serves the theory chapters).
 //
 //   adamw  every tensor: AdamW with decoupled weight decay (PyTorch's torch.optim.AdamW)
@@ -7,7 +7,7 @@
 //          head and every vector (scale vectors): AdamW, exactly as the adamw optimizer would
 //   sgd    every tensor: heavy-ball momentum with decoupled weight decay (momentum 0 = plain GD)
 //
-// Weight decay on scale vectors is a policy (SCALE_VECTORS.md §3-4), applied from each scale's
+// Weight decay on scale vectors is a policy (docs/SCALE_VECTORS.md §3-4), applied from each scale's
 // ScaleType tag, never from a list of tensor names:
 //   none  no decay on any scale vector (the common practice: norm gains excluded)
 //   all   decay on every scale vector

@@ -1,4 +1,4 @@
-// Learning-rate schedules (SCALE_VECTORS.md §5: the paper varies the schedule; cosine and
+// Learning-rate schedules (docs/SCALE_VECTORS.md §5: the paper varies the schedule; cosine and
 // warmup-stable-decay are the standard pair [paper]). A schedule is a multiplier factor(step) in
 // [0, 1] of each optimizer's base learning rate; at(step) = lr · factor(step) is the absolute rate
 // for a base rate lr (the one the progress line and metrics.jsonl report: AdamW's or SGD's).

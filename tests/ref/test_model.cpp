@@ -1,4 +1,4 @@
-// Tests of the whole model (ref/model), composed forward -> backward (VERIFICATION.md §1, §4, §5):
+// Tests of the whole model (ref/model), composed forward -> backward (docs/VERIFICATION.md §1, §4, §5):
 //   * finite differences of every parameter tensor of a tiny double model, for the scale
 //     strategies "baseline" and "none", and the full Jacobian of a micro model;
 //   * the FD check's resolution (a gradient off by 1e-5 relative is flagged);

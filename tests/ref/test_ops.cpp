@@ -2,8 +2,8 @@
 //   * finite differences in double precision of loss = Σ out ⊙ dout (random dout), over the full
 //     Jacobian of tiny, odd-sized and strided shapes: every input entry and every parameter entry;
 //   * negative controls: the same harness flags deliberately wrong backwards (a check that cannot
-//     fail is a defect, VERIFICATION.md);
-//   * the analytic invariants of VERIFICATION.md §2 (dγ = Σ_rows dout ⊙ N(x), RMSNorm scale
+//     fail is a defect, docs/VERIFICATION.md);
+//   * the analytic invariants of docs/VERIFICATION.md §2 (dγ = Σ_rows dout ⊙ N(x), RMSNorm scale
 //     invariance, attention causality, RoPE is a rotation, cross-entropy = -log_softmax, ...);
 //   * naive linear loops == BLAS; dγ bit-identical for any OpenMP thread count;
 //   * every backward accumulates (+=): calling it twice doubles the gradient.
@@ -377,7 +377,7 @@ TEST(Scale, FiniteDifferences) {
 }
 
 // dγ is a sum over all B·T rows. Its order is fixed (blocks of kRowBlock rows, blocks added in
-// order), so 1, 2 or 3 OpenMP threads give the same bits (VERIFICATION.md §3: deterministic gain
+// order), so 1, 2 or 3 OpenMP threads give the same bits (docs/VERIFICATION.md §3: deterministic gain
 // gradients). Float, and enough rows for many blocks and a ragged last block.
 TEST(Scale, DgammaBitIdenticalForAnyThreadCount) {
   const int N = 1000, C = 33;
@@ -976,7 +976,7 @@ TEST(InputSideScale, FiniteDifferencesGammaAndNone) {
   }
 }
 
-// VERIFICATION.md §2: dγ = Σ_rows dout ⊙ N(x), with N(x) computed here independently (long
+// docs/VERIFICATION.md §2: dγ = Σ_rows dout ⊙ N(x), with N(x) computed here independently (long
 // double) and dout the summed gradient of the two branches (gate, up) that share this γ; also
 // dn = dout ⊙ γ. 70 rows: more than one reduction block.
 TEST(InputSideScale, DgammaIsRowSumOfDoutTimesNormalizedInput) {

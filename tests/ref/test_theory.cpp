@@ -1,4 +1,4 @@
-// The exact checks of SCALE_VECTORS.md §6 on the real model (ref/check/theory.h), the
+// The exact checks of docs/SCALE_VECTORS.md §6 on the real model (ref/check/theory.h), the
 // Input/Output classification, structurally zero gradients, invalid combinations, and the
 // finite-difference check of the whole model for every scale preset and architecture switch.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// PyTorch parity (VERIFICATION.md §6): tools/torch_ref.py, the same model written independently in
+// PyTorch parity (docs/VERIFICATION.md §6): tools/torch_ref.py, the same model written independently in
 // PyTorch, loads our safetensors checkpoint and must reproduce our loss, logits and every parameter
 // gradient on the same batch: in float64 for every scale strategy preset with and without QK-Norm
 // and post-sublayer norms, and for custom combinations of the components; in float32 for

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "ref/common.h"
 #include "ref/model/transformer.h"
 #include "ref/rng.h"
 #include "ref/train/data.h"
@@ -16,6 +17,7 @@
 using namespace scalevec;
 
 int main(int argc, char** argv) {
+  select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
   CLI::App app{"Chapter 00: a first training run on the fortunes corpus, step by step"};
   int steps = 300, batch = 8;
   ModelConfig cfg = model_preset("tiny");

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "ref/common.h"
 #include "ref/ops/rmsnorm.h"
 #include "ref/ops/scale.h"
 #include "ref/rng.h"
@@ -23,6 +24,7 @@ static double max_abs_diff(const Vec& a, const Vec& b) {
 }
 
 int main(int argc, char** argv) {
+  select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
   CLI::App app{"Chapter 02: RMSNorm and its scale vector"};
   int N = 64, C = 48;
   app.add_option("--rows", N, "rows (B*T)")->capture_default_str();

@@ -10,12 +10,14 @@
 #include <CLI/CLI.hpp>
 
 #include "../common/chapter.h"
+#include "ref/common.h"
 #include "ref/model/transformer.h"
 #include "ref/rng.h"
 
 using namespace scalevec;
 
 int main(int argc, char** argv) {
+  select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
   CLI::App app{"Chapter 03: do scale vectors matter? (the no-scale ablation)"};
   int steps = 300, seeds = 2;
   app.add_option("--steps", steps, "training steps per run")->capture_default_str();

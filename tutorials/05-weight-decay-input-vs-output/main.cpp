@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "../common/chapter.h"
+#include "ref/common.h"
 #include "ref/check/theory.h"
 #include "ref/ops/attention.h"
 #include "ref/ops/rmsnorm.h"
@@ -22,6 +23,7 @@
 using namespace scalevec;
 
 int main(int argc, char** argv) {
+  select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
   CLI::App app{"Chapter 05: weight decay on Input-Norm vs Output-Norm scale vectors"};
   int steps = 300, seeds = 2;
   app.add_option("--steps", steps, "training steps per run")->capture_default_str();

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "../common/chapter.h"
+#include "ref/common.h"
 #include "ref/check/theory.h"
 #include "ref/rng.h"
 #include "ref/train/checkpoint.h"
@@ -35,6 +36,7 @@ static PrecondResult measure(const std::string& preset, int steps, const TextDat
 }
 
 int main(int argc, char** argv) {
+  select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
   CLI::App app{"Chapter 06: branch-specific scale vectors (HG)"};
   int steps = 300, seeds = 2, coupling_steps = 300;
   app.add_option("--steps", steps, "training steps per run")->capture_default_str();

@@ -2,7 +2,8 @@
 //  1. what it places where, with types and weight decay, and its parameter overhead
 //  2. its cost per training step against the baseline (tiny preset, measured here)
 //  3. the experiment at a small size: baseline vs unified
-// Exit status 0 iff every run finishes; the timing is reported, never asserted.
+// Exit status 0 iff every run finishes; the timing (one thread unless --threads) is reported,
+// never asserted.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "../common/chapter.h"
+#include "ref/common.h"
 #include "ref/rng.h"
 #include "ref/train/optim.h"
 
@@ -39,11 +41,13 @@ static double step_seconds(const ModelConfig& mc, int B, int steps) {
 }
 
 int main(int argc, char** argv) {
+  select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
   CLI::App app{"Chapter 09: the unified scale-vector strategy"};
-  int steps = 300, seeds = 2, timing_steps = 10;
+  int steps = 300, seeds = 2, timing_steps = 10, threads = 1;
   app.add_option("--steps", steps, "training steps per run")->capture_default_str();
   app.add_option("--seeds", seeds, "seeds per arm")->capture_default_str();
   app.add_option("--timing-steps", timing_steps, "steps timed per model and round (0 = skip)")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads of the timing (0 = OpenMP default)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   ModelConfig base = model_preset("tiny"), uni = model_preset("tiny");
@@ -63,7 +67,10 @@ int main(int argc, char** argv) {
               mb.layout().total(), mu.layout().total(), double(mu.layout().total()) / mb.layout().total());
 
   if (timing_steps > 0) {
-    std::printf("\n2. time per training step, tiny preset, batch 16 (median, 3 alternating rounds)\n");
+    const int before = num_threads();
+    set_num_threads(threads);
+    std::printf("\n2. time per training step, tiny preset, batch 16, %d thread%s (median, 3 alternating "
+                "rounds)\n", num_threads(), num_threads() == 1 ? "" : "s");
     std::vector<double> tb, tu;
     for (int round = 0; round < 3; round++) {
       tb.push_back(step_seconds(base, 16, timing_steps));
@@ -72,6 +79,7 @@ int main(int argc, char** argv) {
     std::sort(tb.begin(), tb.end()), std::sort(tu.begin(), tu.end());
     std::printf("   baseline %.1f ms, unified %.1f ms: unified / baseline = %.3f (the paper: ~1.04 at 1B)\n",
                 1e3 * tb[1], 1e3 * tu[1], tu[1] / tb[1]);
+    set_num_threads(before);
   }
 
   std::printf("\n3. training: baseline (no decay on gains) vs unified (with iwd)\n");

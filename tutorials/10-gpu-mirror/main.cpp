@@ -25,6 +25,7 @@
 #include <CLI/CLI.hpp>
 
 #include "gpu/precision.h"
+#include "ref/common.h"
 #include "ref/ops/rmsnorm.h"
 #include "ref/ops/scale.h"
 #include "ref/rng.h"
@@ -70,6 +71,7 @@ static double dot_rounded(const std::vector<float>& a, const std::vector<float>&
 // [end]
 
 int main(int argc, char** argv) {
+  select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
   CLI::App app{"Chapter 10: the GPU mirror and its tolerances"};
   int trials = 200;
   app.add_option("--trials", trials, "random vectors per length in part 1")->capture_default_str();
