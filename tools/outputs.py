@@ -63,9 +63,10 @@ RUN = re.compile(r"<!-- run (?P<name>[\w.-]+): (?P<cmd>.*?) -->")
 OUTPUT = re.compile(r"(?P<open><!-- output (?P<name>[\w.-]+)(?P<spec>[^\n]*?) -->\n)(?P<body>.*?)(?P<close><!-- /output -->)", re.S)
 VALUE = re.compile(r"(?P<open><!-- value (?P<name>[\w.-]+) /(?P<re>(?:[^/\\]|\\.)*)/(?P<spec>[^\n]*?) -->)(?P<body>.*?)(?P<close><!-- /value -->)", re.S)
 FIGURE = re.compile(r"<!-- figure (?P<path>[^:\s]+)(?:: (?P<cmd>.*?))? -->")
-# A number: not the digits of a name (layers.0.attn, fp32, x1.0067); a duration (2m42s, 1h05m)
-# counts as one number, so that a timing rule covers it.
-NUMBER = re.compile(r"(?<![\w.])(?:\d+h\d\dm|\d+m\d\ds|[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)")
+# A number: not the digits of a name (layers.0.attn, fp32, x1.0067); a duration (1h05m, 2m42s,
+# 58s, 177.4s) counts as one number, so that a timing rule covers it whatever its form.
+NUMBER = re.compile(r"(?<![\w.])(?:\d+h\d\dm|\d+m\d\ds|\d+(?:\.\d+)?s(?!\w)|"
+                    r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)")
 
 
 def pages(only):
