@@ -13,25 +13,11 @@
 
 #include <fmt/format.h>
 
+#include "plot_svg.h"  // xml_escape
+
 namespace scalevec::diagram {
 
 inline const char* const kFont = "DejaVu Sans, Helvetica, Arial, sans-serif";
-
-// &, <, >, " and ' as XML entities.
-inline std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 // One coordinate, at fixed precision.
 inline std::string num(double v) {

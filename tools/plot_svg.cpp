@@ -24,9 +24,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   return ticks;
 }
 
-namespace {
-
-std::string escape(const std::string& s) {
+std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
@@ -34,10 +32,23 @@ std::string escape(const std::string& s) {
       case '<': out += "&lt;"; break;
       case '>': out += "&gt;"; break;
       case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
       default: out += c;
     }
   }
   return out;
+}
+
+namespace {
+
+// The document's start: size, font, a white background.
+std::string svg_header(double W, double H) {
+  return fmt::format(
+      "<?xml version='1.0' encoding='UTF-8'?>\n"
+      "<svg xmlns='http://www.w3.org/2000/svg' width='{0:.0f}' height='{1:.0f}' "
+      "viewBox='0 0 {0:.0f} {1:.0f}' font-family='DejaVu Sans, Helvetica, Arial, sans-serif'>\n"
+      "<rect width='100%' height='100%' fill='white'/>\n",
+      W, H);
 }
 
 // Enough decimals to tell neighbouring ticks apart (step 0.02 -> 2 decimals, step 50 -> none).
@@ -121,11 +132,11 @@ void draw_axes(std::string& svg, const Frame& f, const LinePlot& p) {
   svg += fmt::format("<rect x='{:.1f}' y='{:.1f}' width='{:.1f}' height='{:.1f}' fill='none' "
                      "stroke='#333'/>\n", f.x0, f.y0, f.w, f.h);
   svg += fmt::format("<text x='{:.1f}' y='{:.1f}' text-anchor='middle' font-size='14'>{}</text>\n",
-                     f.x0 + f.w / 2, f.y0 + f.h + 44, escape(p.xlabel));
+                     f.x0 + f.w / 2, f.y0 + f.h + 44, xml_escape(p.xlabel));
   const double ly = f.y0 + f.h / 2;
   svg += fmt::format("<text x='{:.1f}' y='{:.1f}' text-anchor='middle' font-size='14' "
                      "transform='rotate(-90 {:.1f} {:.1f})'>{}</text>\n",
-                     f.x0 - 58, ly, f.x0 - 58, ly, escape(p.ylabel));
+                     f.x0 - 58, ly, f.x0 - 58, ly, xml_escape(p.ylabel));
 }
 
 // Bands first (under every line), then lines, then point markers where points are few.
@@ -163,7 +174,7 @@ void draw_series(std::string& svg, const Frame& f, const LinePlot& p, const std:
 void draw_legend(std::string& svg, double x, double y, const LinePlot& p, const std::vector<Style>& st) {
   if (!p.legend_title.empty()) {
     svg += fmt::format("<text x='{:.1f}' y='{:.1f}' font-size='12' fill='#444'>{}</text>\n", x, y + 4,
-                       escape(p.legend_title));
+                       xml_escape(p.legend_title));
     y += 24;
   }
   for (size_t i = 0; i < p.series.size(); i++, y += 22) {
@@ -175,7 +186,7 @@ void draw_legend(std::string& svg, double x, double y, const LinePlot& p, const 
                        "stroke-width='{}'{}/>\n", x, y, x + 26, y, st[i].color, st[i].width,
                        st[i].dash.empty() ? "" : fmt::format(" stroke-dasharray='{}'", st[i].dash));
     svg += fmt::format("<text x='{:.1f}' y='{:.1f}' font-size='12'>{}</text>\n", x + 34, y + 4,
-                       escape(s.label));
+                       xml_escape(s.label));
   }
 }
 
@@ -195,16 +206,11 @@ std::string render_svg(const LinePlot& p) {
   if (!(f.xmax > f.xmin)) f.xmax = f.xmin + 1;  // a degenerate range still draws
   if (!(f.ymax > f.ymin)) f.ymax = f.ymin + 1;
 
-  std::string svg = fmt::format(
-      "<?xml version='1.0' encoding='UTF-8'?>\n"
-      "<svg xmlns='http://www.w3.org/2000/svg' width='{0:.0f}' height='{1:.0f}' "
-      "viewBox='0 0 {0:.0f} {1:.0f}' font-family='DejaVu Sans, Helvetica, Arial, sans-serif'>\n"
-      "<rect width='100%' height='100%' fill='white'/>\n",
-      W, H);
+  std::string svg = svg_header(W, H);
   svg += fmt::format("<text x='{:.1f}' y='28' font-size='17' font-weight='bold'>{}</text>\n", left,
-                     escape(p.title));
+                     xml_escape(p.title));
   svg += fmt::format("<text x='{:.1f}' y='50' font-size='12' fill='#444'>{}</text>\n", left,
-                     escape(p.subtitle));
+                     xml_escape(p.subtitle));
   const auto st = styles(p.series);
   draw_axes(svg, f, p);
   draw_series(svg, f, p, st);
@@ -224,14 +230,9 @@ std::string render_dot_svg(const DotPlot& p) {
   const double plot_h = row_h * (double)std::max<size_t>(1, p.rows.size()), bottom = 62;
   const double W = left + plot_w + 24 + 7.0 * (double)note_chars + 20, H = top + plot_h + bottom;
   Frame f{left, top, plot_w, plot_h, lo - pad, hi + pad, 0, 1};
-  std::string svg = fmt::format(
-      "<?xml version='1.0' encoding='UTF-8'?>\n"
-      "<svg xmlns='http://www.w3.org/2000/svg' width='{0:.0f}' height='{1:.0f}' "
-      "viewBox='0 0 {0:.0f} {1:.0f}' font-family='DejaVu Sans, Helvetica, Arial, sans-serif'>\n"
-      "<rect width='100%' height='100%' fill='white'/>\n",
-      W, H);
-  svg += fmt::format("<text x='24' y='28' font-size='17' font-weight='bold'>{}</text>\n", escape(p.title));
-  svg += fmt::format("<text x='24' y='50' font-size='12' fill='#444'>{}</text>\n", escape(p.subtitle));
+  std::string svg = svg_header(W, H);
+  svg += fmt::format("<text x='24' y='28' font-size='17' font-weight='bold'>{}</text>\n", xml_escape(p.title));
+  svg += fmt::format("<text x='24' y='50' font-size='12' fill='#444'>{}</text>\n", xml_escape(p.subtitle));
   for (const auto& [v, label] : axis_ticks(f.xmin, f.xmax, false, 7)) {
     const double x = f.px(v);
     svg += fmt::format("<line x1='{:.1f}' y1='{:.1f}' x2='{:.1f}' y2='{:.1f}' stroke='#e5e5e5'/>\n",
@@ -245,15 +246,15 @@ std::string render_dot_svg(const DotPlot& p) {
   svg += fmt::format("<rect x='{:.1f}' y='{:.1f}' width='{:.1f}' height='{:.1f}' fill='none' "
                      "stroke='#333'/>\n", f.x0, f.y0, f.w, f.h);
   svg += fmt::format("<text x='{:.1f}' y='{:.1f}' text-anchor='middle' font-size='14'>{}</text>\n",
-                     f.x0 + f.w / 2, f.y0 + f.h + 44, escape(p.xlabel));
+                     f.x0 + f.w / 2, f.y0 + f.h + 44, xml_escape(p.xlabel));
   for (size_t i = 0; i < p.rows.size(); i++) {
     const DotRow& r = p.rows[i];
     const double y = f.y0 + row_h * ((double)i + 0.5);
     const char* color = kPalette[i % kPaletteSize];
     svg += fmt::format("<text x='{:.1f}' y='{:.1f}' text-anchor='end' font-size='13'>{}</text>\n",
-                       f.x0 - 8, y + 4, escape(r.label));
+                       f.x0 - 8, y + 4, xml_escape(r.label));
     svg += fmt::format("<text x='{:.1f}' y='{:.1f}' font-size='12' fill='#444'>{}</text>\n",
-                       f.x0 + f.w + 10, y + 4, escape(r.note));
+                       f.x0 + f.w + 10, y + 4, xml_escape(r.note));
     if (r.values.empty()) continue;
     double m = 0;
     for (double v : r.values) m += v;

@@ -39,6 +39,9 @@ struct DotPlot {
 };
 std::string render_dot_svg(const DotPlot& plot);
 
+// &, <, >, " and ' as XML entities (for text and attribute values).
+std::string xml_escape(const std::string& s);
+
 // Tick positions inside [lo, hi] at a step of 1, 2 or 5 times a power of ten, about `target` of them.
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 

@@ -30,89 +30,20 @@
 #include "ref/train/checkpoint.h"
 #include "ref/train/safetensors.h"
 #include "tests/ref/single_threaded.h"  // our side of each case runs single-threaded, like ref/'s tests
+#include "torch_util.h"
 
 namespace fs = std::filesystem;
 using namespace scalevec;
 
 namespace {
 
-const std::string kScript = std::string(SCALEVEC_SOURCE_DIR) + "/tools/torch_ref.py";
-
-std::string quote(const std::string& s) {  // for /bin/sh: '...' with ' written as '\''
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-struct Proc {
-  int status = -1;  // exit status, or -1 if the command did not exit normally
-  std::string output;  // stdout and stderr together
+using torch_util::kScript, torch_util::quote, torch_util::Proc, torch_util::python,
+    torch_util::randomize;
+Proc run(const std::string& cmd) { return torch_util::sh(cmd); }
+// SCALEVEC_PARITY_KEEP=1 keeps it, to rerun torch_ref.py check on it by hand.
+struct TempDir : torch_util::TempDir {
+  TempDir() : torch_util::TempDir("scalevec-parity", "SCALEVEC_PARITY_KEEP") {}
 };
-
-Proc run(const std::string& cmd) {
-  Proc r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
-// The interpreter with the OpenMP OpenBLAS first on the library path (as `scalevec bench` runs it)
-// and one thread: the check is about numbers, not speed.
-std::string python() {
-  return "LD_LIBRARY_PATH=" + quote(SCALEVEC_OPENBLAS_LIBDIR) + " OMP_NUM_THREADS=1 " +
-         quote(SCALEVEC_PYTHON);
-}
-
-// Empty when `import torch` works, else why not (computed once).
-const std::string& torch_problem() {
-  static const std::string problem = [] {
-    const Proc r = run(python() + " -c 'import torch'");
-    if (r.status == 0) return std::string();
-    return "PyTorch is not usable: '" + std::string(SCALEVEC_PYTHON) +
-           " -c \"import torch\"' failed (exit " + std::to_string(r.status) + "): " + r.output +
-           "Install Debian's python3-torch (tools/setup.sh --test does), or set "
-           "SCALEVEC_ALLOW_NO_TORCH=1 to skip the PyTorch parity tests.";
-  }();
-  return problem;
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "scalevec-parity-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw Error("cannot create a temporary directory");
-    path = tmpl;
-  }
-  ~TempDir() {  // SCALEVEC_PARITY_KEEP=1 keeps it, to rerun torch_ref.py check on it by hand
-    const char* keep = std::getenv("SCALEVEC_PARITY_KEEP");
-    if (keep && std::string(keep) == "1") {
-      std::printf("kept %s\n", path.c_str());
-      return;
-    }
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-// Parameters far from the training init so that every part of the model matters: γ ~ U(0.5, 1.5)
-// (γ ≠ 1, so its gradient and its use in the forward are exercised), embedding rows of unit
-// scale, matrices with unit-variance outputs, so attention is far from uniform and SiLU far from
-// linear.
-template <class T>
-void randomize(Transformer<T>& model, uint64_t seed) {
-  Rng rng(seed);
-  for (const auto& p : model.layout().params()) {
-    T* w = model.params.data() + p.offset;
-    const double sd = p.role == Role::Embedding ? 1.0 : 1.0 / std::sqrt(double(p.shape.back()));
-    for (size_t i = 0; i < p.numel; i++)
-      w[i] = p.role == Role::Scale ? T(0.5 + rng.uniform()) : T(sd * rng.normal());
-  }
-}
 
 // One model configuration to check: a scale strategy (preset and component flags), a size and a
 // precision.
@@ -223,12 +154,7 @@ Proc check(const fs::path& dir, const std::string& extra = "") {
 // Suite names are lower case with "torch" in them so that `ctest -R torch` selects every test here.
 class torch_parity : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (torch_problem().empty()) return;
-    const char* allow = std::getenv("SCALEVEC_ALLOW_NO_TORCH");
-    if (allow && std::string(allow) == "1") GTEST_SKIP() << torch_problem();
-    FAIL() << torch_problem();
-  }
+  void SetUp() override { torch_util::require_torch(); }
 
   // Checks every case in one PyTorch process (starting it costs seconds; a case costs
   // milliseconds) and expects each to pass. Prints the one-line summary of each case (its loss

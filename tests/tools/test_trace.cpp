@@ -26,6 +26,7 @@
 #include "ref/train/checkpoint.h"
 #include "ref/train/safetensors.h"
 #include "tests/ref/single_threaded.h"
+#include "torch_util.h"
 
 namespace fs = std::filesystem;
 using namespace scalevec;
@@ -33,24 +34,11 @@ using namespace cli;  // Args, Result, run, EXPECT_OK, expect_error, lines_of
 
 namespace {
 
-const std::string kScript = std::string(SCALEVEC_SOURCE_DIR) + "/tools/torch_ref.py";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "scalevec-trace-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw Error("cannot create a temporary directory");
-    path = tmpl;
-  }
-  ~TempDir() {  // SCALEVEC_TRACE_KEEP=1 keeps it, to rerun torch_ref.py trace on it by hand
-    const char* keep = std::getenv("SCALEVEC_TRACE_KEEP");
-    if (keep && std::string(keep) == "1") {
-      std::printf("kept %s\n", path.c_str());
-      return;
-    }
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+using torch_util::kScript, torch_util::quote, torch_util::Proc, torch_util::sh,
+    torch_util::python, torch_util::randomize;
+// SCALEVEC_TRACE_KEEP=1 keeps it, to rerun torch_ref.py trace on it by hand.
+struct TempDir : torch_util::TempDir {
+  TempDir() : torch_util::TempDir("scalevec-trace", "SCALEVEC_TRACE_KEEP") {}
 };
 
 // Every valid (preset, QK-Norm, post-norm) combination, named like test_torch_parity's cases.
@@ -74,19 +62,6 @@ std::vector<Variant> all_variants() {
     for (bool qk : {false, true})
       for (bool post : {false, true}) v.push_back({p, qk, post});
   return v;
-}
-
-// Parameters far from the init (as in test_torch_parity): scales ~ U(0.5, 1.5), embedding rows
-// of unit scale, matrices with unit-variance outputs.
-template <class T>
-void randomize(Transformer<T>& model, uint64_t seed) {
-  Rng rng(seed);
-  for (const auto& p : model.layout().params()) {
-    T* w = model.params.data() + p.offset;
-    const double sd = p.role == Role::Embedding ? 1.0 : 1.0 / std::sqrt(double(p.shape.back()));
-    for (size_t i = 0; i < p.numel; i++)
-      w[i] = p.role == Role::Scale ? T(0.5 + rng.uniform()) : T(sd * rng.normal());
-  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -308,46 +283,6 @@ TEST(trace_cli, TracingTheSavedModelPrintsTheSameTrace) {
 // ------------------------------------------------------------------------------------------------
 // PyTorch.
 
-std::string quote(const std::string& s) {  // for /bin/sh
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-struct Proc {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
-
-Proc sh(const std::string& cmd) {
-  Proc r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
-std::string python() {
-  return "LD_LIBRARY_PATH=" + quote(SCALEVEC_OPENBLAS_LIBDIR) + " OMP_NUM_THREADS=1 " +
-         quote(SCALEVEC_PYTHON);
-}
-
-const std::string& torch_problem() {
-  static const std::string problem = [] {
-    const Proc r = sh(python() + " -c 'import torch'");
-    if (r.status == 0) return std::string();
-    return "PyTorch is not usable: '" + std::string(SCALEVEC_PYTHON) +
-           " -c \"import torch\"' failed (exit " + std::to_string(r.status) + "): " + r.output +
-           "Install Debian's python3-torch (tools/setup.sh --test does), or set "
-           "SCALEVEC_ALLOW_NO_TORCH=1 to skip the PyTorch tests.";
-  }();
-  return problem;
-}
-
 Proc torch_trace(const std::vector<fs::path>& dirs, const std::string& extra) {
   std::string cmd = python() + " " + quote(kScript) + " trace" + extra;
   for (const auto& d : dirs) cmd += " --dir " + quote(d.string());
@@ -379,12 +314,7 @@ const Args kShape{"--layers", "2", "--batch", "2", "--seq", "5"};
 
 class trace_torch : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (torch_problem().empty()) return;
-    const char* allow = std::getenv("SCALEVEC_ALLOW_NO_TORCH");
-    if (allow && std::string(allow) == "1") GTEST_SKIP() << torch_problem();
-    FAIL() << torch_problem();
-  }
+  void SetUp() override { torch_util::require_torch(); }
   TempDir dir;
 };
 

@@ -100,7 +100,7 @@ static void draw(const std::vector<Tracked>& runs, const std::string& dir, int c
     for (int j = 0; j < channels; j++) {
       PlotSeries s;
       for (size_t k = 0; k < t.steps.size(); k++) s.x.push_back(t.steps[k]), s.y.push_back(t.q[k][j]);
-      s.label = fmt::format("j = {}: {:+.3f}", j, t.q.back()[j] - t.q.front()[j]);
+      s.label = fmt::format("j = {}: {:+.1e}", j, t.q.back()[j] - t.q.front()[j]);
       p.series.push_back(std::move(s));
     }
     if (t.shrink < 1) {  // the law with decay: Q_j(t) = Q_j(0) (1 − lr λ)^{2t}, drawn for j = 0
