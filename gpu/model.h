@@ -14,7 +14,7 @@
 
 #include "cuda_utils.cuh"
 #include "ref/model/config.h"
-#include "ref/model/params.h"
+#include "ref/params.h"
 
 namespace scalevec {
 template <class T>

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cuda_utils.cuh"
-#include "ref/model/params.h"
+#include "ref/params.h"
 #include "ref/train/config.h"
 
 namespace scalevec::gpu {

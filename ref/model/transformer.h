@@ -14,7 +14,7 @@
 #include "../ops/embedding.h"
 #include "block.h"
 #include "config.h"
-#include "params.h"
+#include "../params.h"
 #include "trace.h"
 
 namespace scalevec {

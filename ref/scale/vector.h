@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "../model/params.h"
+#include "../params.h"
 
 namespace scalevec {
 

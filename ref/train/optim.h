@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "../model/params.h"
+#include "../params.h"
 
 namespace scalevec {
 

@@ -1,6 +1,6 @@
 #include "params.h"
 
-#include "../common.h"
+#include "common.h"
 
 namespace scalevec {
 
