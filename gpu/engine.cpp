@@ -42,12 +42,22 @@ class CudaEngine final : public StepEngine {
     model_.backward();
     *grad_norm = clip_grad_norm(model_.grads.data(), model_.grads.size(), grad_clip, partial_);
     opt_.step(model_.params.data(), model_.grads.data(), lr_factor);
+    synchronize();  // the step's kernels are done: a timing of step() covers them
     return loss;
   }
 
   double loss(const Batch& b, int n) override {
     set_matmul_precision(precision_);
     return model_.forward(b.inputs.data(), b.targets.data(), n, b.T);
+  }
+
+  double gradient(const Batch& b, std::vector<float>* grads) override {
+    set_matmul_precision(precision_);
+    model_.zero_grad();
+    const double loss = model_.forward(b.inputs.data(), b.targets.data(), b.B, b.T);
+    model_.backward();
+    *grads = model_.get_grads();
+    return loss;
   }
 
  private:
@@ -59,11 +69,14 @@ class CudaEngine final : public StepEngine {
 
 }  // namespace
 
-std::unique_ptr<StepEngine> make_cuda_engine(const ModelConfig& mcfg, const TrainConfig& tcfg,
-                                             Precision precision) {
+EngineFactory cuda_engine(const TrainConfig& tcfg, Precision precision) {
   std::string why;
   require(available(&why), "--device cuda: {}", why);
-  return std::make_unique<CudaEngine>(mcfg, tcfg, precision);
+  return [tcfg, precision](Transformer<float>& model, Optimizer<float>& opt) -> std::unique_ptr<StepEngine> {
+    auto e = std::make_unique<CudaEngine>(model.config(), tcfg, precision);
+    e->load(model.params, opt);
+    return e;
+  };
 }
 
 }  // namespace scalevec::gpu

@@ -1,5 +1,5 @@
-// The CUDA training engine: the trainer's step (forward, backward, clipping, optimizer update)
-// and its validation losses on the GPU mirror, behind ref/train/trainer.h's StepEngine.
+// The CUDA training engine: the trainer's step (forward, backward, clipping, optimizer update),
+// its validation losses and a gradient on the GPU mirror, behind ref/train/engine.h's StepEngine.
 #pragma once
 
 #include <memory>
@@ -7,13 +7,14 @@
 #include "precision.h"
 #include "ref/model/config.h"
 #include "ref/train/config.h"
-#include "ref/train/trainer.h"
+#include "ref/train/engine.h"
 
 namespace scalevec::gpu {
 
-// Throws Error (one line, saying why) when no CUDA device can be used. Sets the process's
-// matrix-product precision (gpu/ops.h).
-std::unique_ptr<StepEngine> make_cuda_engine(const ModelConfig& mcfg, const TrainConfig& tcfg,
-                                             Precision precision = Precision::fp32);
+// The engine factory of `--device cuda` (TrainOptions::engine, bench, gradcheck): a CUDA engine
+// for the host model's config and tcfg's optimizer, loaded with the host model and optimizer.
+// Throws Error (one line, saying why) at once when no CUDA device can be used. Its steps set the
+// process's matrix-product precision (gpu/ops.h).
+EngineFactory cuda_engine(const TrainConfig& tcfg, Precision precision = Precision::fp32);
 
 }  // namespace scalevec::gpu

@@ -620,8 +620,13 @@ bool train_run(const ArmDef& arm, uint64_t seed, const std::string& dir, const T
   opts.interrupt = &g_interrupt;
   opts.on_step = [&](const StepRecord& r) { progress.step(r); };
   opts.on_val = [&](int, double v) { progress.val(v); };
-  const std::unique_ptr<StepEngine> engine = make_engine(device, arm.model, tcfg);
-  opts.engine = engine.get();
+  std::string trained_on;  // the engine's name, for result.json
+  const EngineFactory make = make_engine(device, tcfg);
+  opts.engine = [&](Transformer<float>& m, Optimizer<float>& o) {
+    auto e = make(m, o);
+    trained_on = e->name();
+    return e;
+  };
   const TrainResult res = train(arm.model, tcfg, data, opts);
 
   Timing t = read_timing(dir);
@@ -634,7 +639,7 @@ bool train_run(const ArmDef& arm, uint64_t seed, const std::string& dir, const T
     return false;
   }
   RunResult r = finished_run(arm, seed, dir, t);
-  r.device = engine ? engine->name() : fmt::format("cpu, {} threads", num_threads());
+  r.device = trained_on;
   write_file_atomically(dir + "/result.json", r.to_json().dump(1) + "\n");
   fs::remove(dir + "/timing.json");
   progress.line(fmt::format("{}: val loss {:.4f} after {} steps ({}, {:.3g} ms/step)", progress.label(),

@@ -34,12 +34,6 @@
 #include "ref/train/optim.h"
 #include "ref/train/safetensors.h"
 #include "gpu/precision.h"  // header-only: the precision names and roundoffs, in any build
-#ifdef SCALEVEC_HAVE_CUDA
-#include "gpu/device.h"
-#include "gpu/model.h"
-#include "gpu/ops.h"
-#include "gpu/optim.h"
-#endif
 
 namespace scalevec {
 
@@ -286,28 +280,21 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   const TrainConfig tcfg = train_preset(name);
   PresetResult r;
   r.preset = name, r.B = tcfg.batch, r.Tn = mcfg.context;
-  const bool cuda = a.where.device == "cuda";
-  r.device = cuda ? "cuda" : "cpu";
-  // On the GPU the CPU model only initialises and saves the weights (no activations).
-  Transformer<float> model(mcfg, cuda ? 0 : r.B);
+  r.device = a.where.device;
+  // The host model holds the weights (initialised as the trainer does, saved for PyTorch); it
+  // needs activations only where the engine steps it (the CPU).
+  Transformer<float> model(mcfg, a.where.steps_host_model() ? r.B : 0);
   model.init(derive_seed(tcfg.seed, 0));  // the trainer's initialization
   r.params = model.layout().total();
   r.flops_per_token = model.flops_per_token(r.Tn);
   const Batch batch = bench_batch(r.B, r.Tn, tcfg.seed, &r.batch_source);
   fmt::print(stderr, "[bench] {}: {} parameters, batch {}x{} from {}\n", name, r.params, r.B,
              r.Tn, r.batch_source);
-#ifdef SCALEVEC_HAVE_CUDA
-  std::unique_ptr<gpu::GpuTransformer> gmodel;
-  if (cuda) {
-    gmodel = std::make_unique<gpu::GpuTransformer>(mcfg, r.B);
-    gmodel->set_params(model.params);
-  }
-#endif
-  double loss0 = 0;
-#ifdef SCALEVEC_HAVE_CUDA
-  if (cuda) loss0 = gmodel->forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
-#endif
-  if (!cuda) loss0 = model.forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
+  TrainConfig t = tcfg;
+  t.optimizer = "adamw";  // both sides: AdamW at the preset's peak learning rate
+  const auto opt = make_optimizer<float>(model.layout(), t);
+  const std::unique_ptr<StepEngine> engine = make_engine(a.where, t)(model, *opt);
+  const double loss0 = engine->loss(batch, r.B);
 
   // Save the initial weights and the batch before our steps change the weights.
   WorkDir dir(a.keep_dir.empty() ? "" : a.keep_dir + "/" + name);
@@ -324,40 +311,15 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   r.ours.loss0 = loss0;
   r.has_torch = !a.no_torch;
   r.has_compiled = r.has_torch && a.torch_compile;
-  AdamW<float> opt(model.layout(), tcfg.adamw());
-#ifdef SCALEVEC_HAVE_CUDA
-  std::unique_ptr<gpu::GpuOptimizer> gopt;
-  if (cuda) {
-    TrainConfig t = tcfg;
-    t.optimizer = "adamw";
-    gopt = std::make_unique<gpu::GpuOptimizer>(model.layout(), t);
-  }
-#endif
-  // Our training step: the loop body of ref/train/trainer.cpp on a fixed batch, at the preset's
-  // peak learning rate (factor 1; the schedule costs nothing and changes no timing).
-  std::function<double()> step = [&] {
-    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
-    model.zero_grad();
-    model.backward();
-    clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
-    opt.step(model.params.data(), model.grads.data(), 1.0);
-    return loss;
+  // Our training step: the trainer's step on a fixed batch, at the preset's peak learning rate
+  // (factor 1; the schedule costs nothing and changes no timing). The engine's step returns when
+  // its work is done (on the GPU: every kernel), so the time covers all of it.
+  const std::function<double()> step = [&] {
+    double norm = 0;
+    return engine->step(batch, 1.0, tcfg.grad_clip, &norm);
   };
-#ifdef SCALEVEC_HAVE_CUDA
-  gpu::DeviceArray<float> partial;
-  if (cuda)  // the same step on the GPU, synchronised at its end so the time covers every kernel
-    step = [&] {
-      const double loss = gmodel->forward(batch.inputs.data(), batch.targets.data(), r.B, r.Tn);
-      gmodel->zero_grad();
-      gmodel->backward();
-      gpu::clip_grad_norm(gmodel->grads.data(), gmodel->grads.size(), tcfg.grad_clip, partial);
-      gopt->step(gmodel->params.data(), gmodel->grads.data(), 1.0);
-      gpu::synchronize();
-      return loss;
-    };
-#endif
   auto run_ours = [&](const std::string& what) {
-    return time_steps(step, a, what, cuda ? "scalevec cuda" : "scalevec");
+    return time_steps(step, a, what, "scalevec " + a.where.device);
   };
   for (int round = 1; round <= a.rounds; round++) {
     const std::string what = a.rounds > 1 ? fmt::format("{} round {}/{}", name, round, a.rounds) : name;
@@ -390,19 +352,11 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   return r;
 }
 
-std::string device_name() {
-#ifdef SCALEVEC_HAVE_CUDA
-  return gpu::describe();
-#else
-  return "none";
-#endif
-}
-
 void print_table(const std::vector<PresetResult>& results, int threads, const BenchArgs& a) {
   const bool cuda = a.where.device == "cuda";
   fmt::print("\nscalevec bench: {}; median of {} training steps ({} round{} of {} after {} "
              "warmup); model FLOPs/token = 6*(matrix+head weights) + 12*L*T*C\n",
-             cuda ? fmt::format("device cuda ({}), {} matrix products", device_name(), a.where.precision)
+             cuda ? engine_description(a.where)
                   : fmt::format("{} threads, {}", threads, blas_kernel_description()),
              a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
   const bool mfu = a.peak_tflops > 0;
@@ -441,7 +395,7 @@ json to_json(const std::vector<PresetResult>& results, int threads, const BenchA
             {"torch_version", torch_version}, {"device", a.where.device}, {"precision", a.where.precision},
             {"blas", blas_kernel_description()},
             {"results", json::array()}};
-  if (a.where.device == "cuda") j["device_name"] = device_name();
+  if (a.where.device == "cuda") j["device_name"] = engine_description(a.where);
   if (a.peak_tflops > 0) j["peak_tflops"] = a.peak_tflops;
   for (const auto& r : results) {
     json e = {{"preset", r.preset},   {"batch", {r.B, r.Tn}},
@@ -516,16 +470,8 @@ Action add_bench(CLI::App& app) {
   return [=]() -> int {
     const std::vector<std::string> presets = split_presets(a->presets);
     a->where.validate();
-    if (a->where.device == "cuda") {
-#ifdef SCALEVEC_HAVE_CUDA
-      std::string why;
-      require(gpu::available(&why), "--device cuda: {}", why);
-      gpu::set_matmul_precision(gpu::parse_precision(a->where.precision));
-      fmt::print(stderr, "[bench] device: {}, {} matrix products\n", gpu::describe(), a->where.precision);
-#else
-      throw Error("--device cuda: this scalevec was built without CUDA (no nvcc found at configure time)");
-#endif
-    }
+    make_engine(a->where, train_preset("tiny"));  // refuses --device cuda here and now if it cannot run
+    if (a->where.device == "cuda") fmt::print(stderr, "[bench] {}\n", engine_description(a->where));
     set_num_threads(a->threads);
     const int threads = num_threads();
     // Check the PyTorch side before spending minutes on ours.

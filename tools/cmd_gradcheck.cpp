@@ -1,16 +1,16 @@
 // scalevec gradcheck: finite differences in double precision on the chosen model config; prints
-// the worst relative error per parameter tensor and fails (exit 1) if any exceeds --rtol.
+// the worst relative error per parameter tensor and fails (exit 1) if any exceeds --rtol. Then the
+// float32 gradient of the chosen device (the CPU reference, or the GPU mirror with --device cuda),
+// computed by its training engine, against the checked double gradient, tensor by tensor.
 #include <algorithm>
 #include <cmath>
 
 #include "commands.h"
+#include "gpu/precision.h"  // header-only: the precisions' roundoffs, in any build
+#include "ref/check/grad_compare.h"
 #include "ref/check/model_gradcheck.h"
 #include "ref/common.h"
-#ifdef SCALEVEC_HAVE_CUDA
-#include "gpu/check.h"
-#include "gpu/device.h"
-#include "gpu/precision.h"
-#endif
+#include "ref/train/engine.h"
 
 namespace scalevec {
 
@@ -37,16 +37,17 @@ Action add_gradcheck(CLI::App& app) {
   cmd->add_option("--seed", a->o.seed, "seed for init, batch and sampled entries")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
   cmd->add_option("--device", a->where.device,
-                  "cuda: also compare the GPU's gradient of every tensor with the checked double "
-                  "gradient, ||gpu - ref|| <= --gpu-rtol * (||ref|| + rms * sqrt(numel)), rms over "
-                  "all gradients (the GPU test suite's rule)")
+                  "whose float32 gradient to compare with the checked double gradient, tensor by "
+                  "tensor: cpu (the reference) or cuda (the GPU mirror); pass if ||got - ref|| <= "
+                  "--device-rtol * (||ref|| + rms * sqrt(numel)), rms over all gradients (the GPU "
+                  "test suite's rule)")
       ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   cmd->add_option("--precision", a->where.precision,
                   "matrix products of the GPU model: fp32, tf32 or bf16 (with --device cuda)")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
-  cmd->add_option("--gpu-rtol", a->gpu_rtol,
-                  "tolerance of the GPU comparison (default by precision: fp32 2e-4, tf32 1.6e-2 "
-                  "= 16 * 2^-10, bf16 6.25e-2 = 16 * 2^-8; see tests/gpu/test_gpu.cpp)")
+  cmd->add_option("--device-rtol,--gpu-rtol", a->gpu_rtol,
+                  "tolerance of the float32 comparison (default by precision: fp32 2e-4, tf32 "
+                  "1.6e-2 = 16 * 2^-10, bf16 6.25e-2 = 16 * 2^-8; see tests/gpu/test_gpu.cpp)")
       ->check(positive());
   return [=]() -> int {
     set_num_threads(a->threads);
@@ -54,15 +55,9 @@ Action add_gradcheck(CLI::App& app) {
     mf->apply(cfg);
     cfg.validate();
     require(a->o.seq <= cfg.context, "--seq {} exceeds the context {}", a->o.seq, cfg.context);
-    a->where.validate();
-    if (a->where.device == "cuda") {
-#ifdef SCALEVEC_HAVE_CUDA
-      std::string why;
-      require(gpu::available(&why), "--device cuda: {}", why);
-#else
-      throw Error("--device cuda: this scalevec was built without CUDA (no nvcc found at configure time)");
-#endif
-    }
+    TrainConfig tcfg = train_preset(a->preset);  // the engine's optimizer (it takes no step)
+    tcfg.batch = a->o.batch;
+    const EngineFactory make = make_engine(a->where, tcfg);  // refuses a device it cannot use
     Transformer<double> model(cfg, a->o.batch);
     fmt::print("gradcheck: scale={} layers={} d_model={} heads={} d_ff={}, batch {}x{}, "
                "h={:g}, pass if |a-b| <= rtol*max(|a|,|b|,atol/rtol) with rtol={:g} atol={:g}\n",
@@ -80,37 +75,39 @@ Action add_gradcheck(CLI::App& app) {
     }
     fmt::print("{} tensors, {} entries, max rel err {:.3e}: {}\n", checks.size(), all.count,
                all.max_rel, all.ok() ? "PASS" : "FAIL");
-    bool gpu_ok = true;
-#ifdef SCALEVEC_HAVE_CUDA
-    if (a->where.device == "cuda") {
-      const gpu::Precision precision = gpu::parse_precision(a->where.precision);
-      const double rtol = a->gpu_rtol > 0                     ? a->gpu_rtol
-                          : precision == gpu::Precision::fp32 ? 2e-4
-                                                              : 16 * gpu::tolerance_roundoff(precision);
-      double loss_gpu = 0;
-      const double loss_ref = model.forward(used.tokens.data(), used.targets.data(), a->o.batch, a->o.seq);
-      const auto rows = gpu::compare_with_reference(cfg, used.params, used.grads, used.tokens, used.targets,
-                                                    a->o.batch, a->o.seq, precision, &loss_gpu);
-      fmt::print("\nGPU ({}), {} matrix products, gradient against the checked double gradient, pass if "
-                 "||gpu - ref|| <= {:g} * (||ref|| + rms * sqrt(numel)); loss {:.8f} vs {:.8f}\n",
-                 gpu::describe(), a->where.precision, rtol, loss_gpu, loss_ref);
-      fmt::print("{:<32} {:>10} {:>12} {:>12} {:>9}  result\n", "tensor", "numel", "norm rel err",
-                 "max abs err", "share");
-      double worst = 0;
-      for (const auto& r : rows) {
-        const bool ok = r.share(rtol) <= 1;
-        gpu_ok = gpu_ok && ok;
-        worst = std::max(worst, r.share(rtol));
-        fmt::print("{:<32} {:>10} {:>12.3e} {:>12.3e} {:>8.1f}%  {}\n", r.name, r.numel, r.norm_rel,
-                   r.max_abs, 100 * r.share(rtol), ok ? "ok" : "FAIL");
-      }
-      const bool loss_ok = std::abs(loss_gpu - loss_ref) <= rtol * std::abs(loss_ref);
-      gpu_ok = gpu_ok && loss_ok;
-      fmt::print("GPU: {} tensors, worst share {:.1f}% of the threshold, loss {}: {}\n", rows.size(),
-                 100 * worst, loss_ok ? "ok" : "FAIL", gpu_ok ? "PASS" : "FAIL");
+    // The same gradient in float32, by the chosen device's training engine.
+    const gpu::Precision precision = gpu::parse_precision(a->where.precision);
+    const double rtol = a->gpu_rtol > 0                     ? a->gpu_rtol
+                        : precision == gpu::Precision::fp32 ? 2e-4
+                                                            : 16 * gpu::tolerance_roundoff(precision);
+    Transformer<float> host(cfg, a->where.steps_host_model() ? a->o.batch : 0);
+    host.params.assign(used.params.begin(), used.params.end());
+    const auto opt = make_optimizer<float>(host.layout(), tcfg);
+    const std::unique_ptr<StepEngine> engine = make(host, *opt);
+    const Batch batch{a->o.batch, a->o.seq, used.tokens, used.targets};
+    std::vector<float> got;
+    const double loss_got = engine->gradient(batch, &got);
+    const double loss_ref = model.forward(used.tokens.data(), used.targets.data(), a->o.batch, a->o.seq);
+    fmt::print("\nfloat32 gradient of {} against the checked double gradient, pass if "
+               "||got - ref|| <= {:g} * (||ref|| + rms * sqrt(numel)); loss {:.8f} vs {:.8f}\n",
+               engine->name(), rtol, loss_got, loss_ref);
+    fmt::print("{:<32} {:>10} {:>12} {:>12} {:>9}  result\n", "tensor", "numel", "norm rel err",
+               "max abs err", "share");
+    bool device_ok = true;
+    double worst = 0;
+    for (const auto& r : compare_gradients(model.layout(), used.grads, got)) {
+      const bool ok = r.share(rtol) <= 1;
+      device_ok = device_ok && ok;
+      worst = std::max(worst, r.share(rtol));
+      fmt::print("{:<32} {:>10} {:>12.3e} {:>12.3e} {:>8.1f}%  {}\n", r.name, r.numel, r.norm_rel,
+                 r.max_abs, 100 * r.share(rtol), ok ? "ok" : "FAIL");
     }
-#endif
-    return all.ok() && gpu_ok ? 0 : 1;
+    const bool loss_ok = std::abs(loss_got - loss_ref) <= rtol * std::abs(loss_ref);
+    device_ok = device_ok && loss_ok;
+    fmt::print("float32 ({}): {} tensors, worst share {:.1f}% of the threshold, loss {}: {}\n",
+               a->where.device, model.layout().params().size(), 100 * worst, loss_ok ? "ok" : "FAIL",
+               device_ok ? "PASS" : "FAIL");
+    return all.ok() && device_ok ? 0 : 1;
   };
 }
 

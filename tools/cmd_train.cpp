@@ -79,15 +79,14 @@ Action add_train(CLI::App& app) {
     opts.out_dir = out, opts.resume = a->resume, opts.stop_at = a->stop_at;
     opts.progress = !a->quiet, opts.sample = a->sample, opts.prompt = a->prompt;
     opts.interrupt = &g_interrupt;
-    const std::unique_ptr<StepEngine> engine = make_engine(a->device, mcfg, tcfg);
-    opts.engine = engine.get();
+    opts.engine = make_engine(a->device, tcfg);
     std::signal(SIGINT, on_sigint);
     const Transformer<float> probe_model(mcfg, 0);  // parameters only, to report the size
     fmt::print(stderr, "scalevec train: {} parameters ({} scale), scale={}, wd-policy={}, data {}: {} "
                "train / {} val bytes, {}, out {}\n",
                probe_model.layout().total(), probe_model.layout().count_role(Role::Scale),
                mcfg.scale, tcfg.wd_policy, data.source, data.train.size(), data.val.size(),
-               engine ? "device " + engine->name() : fmt::format("{} threads", num_threads()), out);
+               engine_description(a->device), out);
     TrainResult r = train(mcfg, tcfg, data, opts);
     if (!r.finished) {
       const bool interrupted = g_interrupt.load();

@@ -34,18 +34,21 @@ FlagSet<ModelConfig> model_flags(CLI::App& app);
 // Training flags (--batch, --steps, --lr, ..., --wd-policy).
 FlagSet<TrainConfig> train_flags(CLI::App& app);
 // Where training runs: --device cpu|cuda and --precision fp32|tf32|bf16 (the GPU's matrix
-// products; the reference is fp32 only), and the engine they name (nullptr for cpu; throws Error
-// with the reason when CUDA is not built in, no GPU is usable, or the pair makes no sense).
+// products; the reference is fp32 only), and the engine they name (throws Error with the reason
+// when CUDA is not built in, no GPU is usable, or the pair makes no sense).
 struct DeviceChoice {
   std::string device = "cpu", precision = "fp32";
   void validate() const {
     require(device == "cuda" || precision == "fp32",
             "--precision {} needs --device cuda (tf32 and bf16 are GPU precisions)", precision);
   }
+  // The engine steps the host model itself (so it needs activations), or a copy on the device.
+  bool steps_host_model() const { return device == "cpu"; }
 };
 void add_device_options(CLI::App* cmd, DeviceChoice& choice);
-std::unique_ptr<StepEngine> make_engine(const DeviceChoice& choice, const ModelConfig& mcfg,
-                                        const TrainConfig& tcfg);
+EngineFactory make_engine(const DeviceChoice& choice, const TrainConfig& tcfg);
+// For the header lines: "2 threads", or "device cuda (<card>), bf16 matrix products".
+std::string engine_description(const DeviceChoice& choice);
 
 // Settings a scale preset implies for training, applied unless the user set them: `unified`
 // implies --wd-policy iwd. `given` are the training flags given (FlagSet::given()).

@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "ref/common.h"
 #ifdef SCALEVEC_HAVE_CUDA
+#include "gpu/device.h"
 #include "gpu/engine.h"
 #include "gpu/precision.h"
 #endif
@@ -23,15 +24,23 @@ void add_device_options(CLI::App* cmd, DeviceChoice& choice) {
       ->capture_default_str();
 }
 
-std::unique_ptr<StepEngine> make_engine(const DeviceChoice& choice, const ModelConfig& mcfg,
-                                        const TrainConfig& tcfg) {
+std::string engine_description(const DeviceChoice& choice) {
+  if (choice.device == "cpu") return fmt::format("{} threads", num_threads());
+#ifdef SCALEVEC_HAVE_CUDA
+  return fmt::format("device cuda ({}), {} matrix products", gpu::describe(), choice.precision);
+#else
+  return "device " + choice.device;
+#endif
+}
+
+EngineFactory make_engine(const DeviceChoice& choice, const TrainConfig& tcfg) {
   choice.validate();
-  if (choice.device == "cpu") return nullptr;
+  if (choice.device == "cpu") return make_cpu_engine;
   require(choice.device == "cuda", "unknown device '{}' (expected cpu or cuda)", choice.device);
 #ifdef SCALEVEC_HAVE_CUDA
-  return gpu::make_cuda_engine(mcfg, tcfg, gpu::parse_precision(choice.precision));
+  return gpu::cuda_engine(tcfg, gpu::parse_precision(choice.precision));
 #else
-  (void)mcfg, (void)tcfg;
+  (void)tcfg;
   throw Error("--device cuda: this scalevec was built without CUDA (no nvcc found at configure time)");
 #endif
 }

@@ -114,11 +114,8 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
     metrics.open(opts.out_dir + "/metrics.jsonl", opts.resume ? std::ios::app : std::ios::trunc);
     require(metrics.good(), "cannot write '{}/metrics.jsonl'", opts.out_dir);
   }
-  StepEngine* engine = opts.engine;
-  if (engine) engine->load(model.params, *opt);
-  auto sync_host = [&] {  // the engine's parameters and optimizer state into model and opt
-    if (engine) engine->store(model.params, *opt);
-  };
+  const std::unique_ptr<StepEngine> engine = (opts.engine ? opts.engine : make_cpu_engine)(model, *opt);
+  auto sync_host = [&] { engine->store(model.params, *opt); };  // the record up to date
   auto save = [&](int step) {
     if (!files) return;
     sync_host();
@@ -133,10 +130,8 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
   Batch batch;
   const auto t0 = Clock::now();
   auto val = [&](int step) {
-    const double v =
-        engine ? evaluate_with([&](const Batch& b, int n) { return engine->loss(b, n); }, data.val, Tn, B,
-                               tcfg.eval_batches)
-               : evaluate(model, data.val, B, tcfg.eval_batches);
+    const double v = evaluate_with([&](const Batch& b, int n) { return engine->loss(b, n); }, data.val,
+                                   Tn, B, tcfg.eval_batches);
     res.val.push_back({step, v});
     progress.line(fmt::format("step {:>5}: val loss {:.4f}", step, v));
     if (files) metrics << json{{"step", step}, {"val_loss", v}}.dump() << "\n" << std::flush;
@@ -150,16 +145,8 @@ TrainResult train(const ModelConfig& mcfg, const TrainConfig& tcfg, const TextDa
     // [snippet:train_step]
     sample_batch(batch, data.train, B, Tn, data_rng);
     const double lr_factor = sched.factor(step);  // ∈ [0, 1], times each base learning rate
-    double loss = 0, norm = 0;
-    if (engine) {
-      loss = engine->step(batch, lr_factor, tcfg.grad_clip, &norm);
-    } else {
-      loss = model.forward(batch.inputs.data(), batch.targets.data(), B, Tn);
-      model.zero_grad();
-      model.backward();
-      norm = clip_grad_norm(model.grads.data(), model.grads.size(), tcfg.grad_clip);
-      opt->step(model.params.data(), model.grads.data(), lr_factor);
-    }
+    double norm = 0;
+    const double loss = engine->step(batch, lr_factor, tcfg.grad_clip, &norm);
     // [end]
     res.step_seconds += std::chrono::duration<double>(Clock::now() - step_t0).count();
     const double lr = sched.at(step);  // AdamW's (SGD's) learning rate, for the log

@@ -13,32 +13,12 @@
 #include "../model/config.h"
 #include "config.h"
 #include "data.h"
+#include "engine.h"
 #include "sample.h"
 
 namespace scalevec {
 
 struct StepRecord;
-struct Batch;
-template <class T>
-class Optimizer;
-
-// Where the training step runs. Without one the trainer steps the CPU reference itself; gpu/
-// provides a CUDA engine (gpu/engine.h). The trainer keeps the host model and optimizer as the
-// record: it loads them into the engine once, and stores the engine's parameters and optimizer
-// state back into them before it evaluates on the host, saves a checkpoint or samples, so that
-// checkpoints mean the same thing whichever engine trained.
-class StepEngine {
- public:
-  virtual ~StepEngine() = default;
-  virtual std::string name() const = 0;  // e.g. "cuda (NVIDIA H200, sm_90, 139.8 GiB)"
-  virtual void load(const std::vector<float>& params, Optimizer<float>& opt) = 0;
-  virtual void store(std::vector<float>& params, Optimizer<float>& opt) = 0;
-  // forward, zero_grad, backward, clip to grad_clip (0 = off), one optimizer step with lr_factor;
-  // returns the loss and sets *grad_norm (before clipping).
-  virtual double step(const Batch& batch, double lr_factor, double grad_clip, double* grad_norm) = 0;
-  // Mean loss of the current parameters on the first n rows of `batch` (no gradients).
-  virtual double loss(const Batch& batch, int n) = 0;
-};
 
 struct TrainOptions {              // how to run, not what to train (not saved in checkpoints)
   std::string out_dir;             // checkpoints, metrics.jsonl, sample.txt ("" = write nothing)
@@ -52,7 +32,9 @@ struct TrainOptions {              // how to run, not what to train (not saved i
   // (`scalevec ablate` shows a whole grid of runs; it turns `progress` off).
   std::function<void(const StepRecord&)> on_step;
   std::function<void(int step, double val_loss)> on_val;
-  StepEngine* engine = nullptr;    // run the steps (and validation) here instead of on the CPU
+  // Where the steps (and validation) run: the engine this makes for the trainer's model and
+  // optimizer (gpu/engine.h: the CUDA mirror). Empty: the CPU reference, make_cpu_engine.
+  EngineFactory engine;
 };
 
 struct StepRecord {

@@ -1,6 +1,7 @@
 // The CUDA engine inside the real trainer (gpu/engine.cpp behind ref/train/trainer.h's StepEngine,
 // what `scalevec train --device cuda` runs) and the GPU side of `gradcheck --device cuda`
-// (gpu/check.cpp), against the CPU trainer and the double gradient. Like test_gpu.cpp this builds
+// (StepEngine::gradient compared by ref/check/grad_compare.h), against the CPU trainer and the
+// double gradient. Like test_gpu.cpp this builds
 // twice: as test_gpu (real kernels; skips without a device) and as test_gpu_host (the kernels'
 // host double), so CI checks the engine's glue: the parameters and optimizer state it loads and
 // stores (checkpoints written by one device and resumed on the other), validation, clipping, the
@@ -16,12 +17,13 @@
 #include <memory>
 
 #include "../ref/train_util.h"
-#include "gpu/check.h"
+#include "ref/check/grad_compare.h"
 #include "gpu/device.h"
 #include "gpu/engine.h"
 #include "gpu/ops.h"
 #include "require_gpu.h"
 #include "ref/model/transformer.h"
+#include "ref/train/optim.h"
 
 namespace scalevec {
 namespace {
@@ -29,7 +31,8 @@ namespace {
 using test::TempDir;
 using test::TrainSetup;
 
-TrainResult run(const TrainSetup& s, const std::string& out, StepEngine* engine, int stop_at = 0,
+// engine: empty = the CPU reference (the trainer's default).
+TrainResult run(const TrainSetup& s, const std::string& out, const EngineFactory& engine, int stop_at = 0,
                 bool resume = false) {
   TrainOptions o;
   o.out_dir = out, o.stop_at = stop_at, o.resume = resume, o.progress = false, o.engine = engine;
@@ -80,9 +83,8 @@ TEST_P(EngineGpu, TrainsLikeTheCpu) {
   TrainSetup s;
   s.train.optimizer = GetParam();
   s.model.set_scale("unified");
-  const TrainResult cpu = run(s, dir / "cpu", nullptr);
-  auto engine = gpu::make_cuda_engine(s.model, s.train);
-  const TrainResult gpu = run(s, dir / "gpu", engine.get());
+  const TrainResult cpu = run(s, dir / "cpu", {});
+  const TrainResult gpu = run(s, dir / "gpu", gpu::cuda_engine(s.train));
   ASSERT_TRUE(gpu.finished);
   if (GetParam() != "sgd") {  // (SGD at AdamW's learning rate barely moves in 12 steps)
     EXPECT_LT(gpu.steps.back().loss, gpu.steps.front().loss - 0.2) << "the GPU run did not train";
@@ -99,13 +101,13 @@ TEST(EngineGpuResume, AcrossDevices) {
   TempDir dir;
   TrainSetup s;
   s.train.optimizer = "muon";  // momentum and the AdamW part's m, v: every kind of state
-  const TrainResult cpu = run(s, dir / "cpu", nullptr);
+  const TrainResult cpu = run(s, dir / "cpu", {});
   const std::vector<float> p_cpu = test::final_params(s.model, dir / "cpu");
   for (bool gpu_first : {true, false}) {
     const std::string out = dir / (gpu_first ? "gpu-cpu" : "cpu-gpu");
-    auto engine = gpu::make_cuda_engine(s.model, s.train);
-    const TrainResult a = run(s, out, gpu_first ? engine.get() : nullptr, 7);
-    const TrainResult b = run(s, out, gpu_first ? nullptr : engine.get(), 0, true);
+    const EngineFactory engine = gpu::cuda_engine(s.train);
+    const TrainResult a = run(s, out, gpu_first ? engine : EngineFactory{}, 7);
+    const TrainResult b = run(s, out, gpu_first ? EngineFactory{} : engine, 0, true);
     ASSERT_EQ(a.last_step, 7);
     ASSERT_TRUE(b.finished);
     TrainResult joined = a;
@@ -122,12 +124,10 @@ TEST(EngineGpuResume, OnTheDeviceIsBitIdentical) {
   REQUIRE_GPU();
   TempDir dir;
   TrainSetup s;
-  auto engine = gpu::make_cuda_engine(s.model, s.train);
-  const TrainResult full = run(s, dir / "full", engine.get());
-  auto engine2 = gpu::make_cuda_engine(s.model, s.train);
-  const TrainResult a = run(s, dir / "split", engine2.get(), 7);
-  auto engine3 = gpu::make_cuda_engine(s.model, s.train);
-  const TrainResult b = run(s, dir / "split", engine3.get(), 0, true);
+  const EngineFactory engine = gpu::cuda_engine(s.train);
+  const TrainResult full = run(s, dir / "full", engine);
+  const TrainResult a = run(s, dir / "split", engine, 7);
+  const TrainResult b = run(s, dir / "split", engine, 0, true);
   ASSERT_EQ(a.steps.size() + b.steps.size(), full.steps.size());
   for (size_t i = 0; i < full.steps.size(); i++) {
     const StepRecord& r = i < a.steps.size() ? a.steps[i] : b.steps[i - a.steps.size()];
@@ -144,11 +144,14 @@ TEST(EngineGpuPrecision, Bf16TrainsWithinItsRoundoff) {
   TempDir dir;
   TrainSetup s;
   s.model.set_scale("unified");
-  const TrainResult cpu = run(s, dir / "cpu", nullptr);
+  const TrainResult cpu = run(s, dir / "cpu", {});
   {
-    auto engine = gpu::make_cuda_engine(s.model, s.train, gpu::Precision::bf16);
-    EXPECT_NE(engine->name().find("bf16"), std::string::npos) << engine->name();
-    const TrainResult g = run(s, dir / "gpu", engine.get());
+    const EngineFactory engine = gpu::cuda_engine(s.train, gpu::Precision::bf16);
+    Transformer<float> host(s.model, s.train.batch);
+    const auto host_opt = make_optimizer<float>(host.layout(), s.train);
+    const std::string name = engine(host, *host_opt)->name();
+    EXPECT_NE(name.find("bf16"), std::string::npos) << name;
+    const TrainResult g = run(s, dir / "gpu", engine);
     expect_close_runs("engine bf16 vs cpu", g, cpu, test::final_params(s.model, dir / "gpu"),
                       test::final_params(s.model, dir / "cpu"), 2 * gpu::unit_roundoff(gpu::Precision::bf16),
                       8 * gpu::unit_roundoff(gpu::Precision::bf16));
@@ -156,7 +159,7 @@ TEST(EngineGpuPrecision, Bf16TrainsWithinItsRoundoff) {
   gpu::set_matmul_precision(gpu::Precision::fp32);
 }
 
-// gradcheck --device cuda's comparison: the GPU gradient of every tensor against the double
+// gradcheck --device cuda's comparison: the engine's gradient of every tensor against the double
 // gradient passes at the fp32 tolerance, and a wrong reference gradient in one tensor fails there
 // and only there.
 TEST(GradcheckGpu, ComparesEveryTensorAndCatchesAWrongOne) {
@@ -168,14 +171,21 @@ TEST(GradcheckGpu, ComparesEveryTensorAndCatchesAWrongOne) {
   const int B = 2, T = 9;
   Transformer<double> m(cfg, B);
   m.init(3);
-  std::vector<int32_t> x(B * T), y(B * T);
+  Batch b;
+  b.B = B, b.T = T, b.inputs.resize(B * T), b.targets.resize(B * T);
   Rng rng(4);
-  for (int i = 0; i < B * T; i++) x[i] = int32_t(rng.below(256)), y[i] = int32_t(rng.below(256));
+  for (int i = 0; i < B * T; i++) b.inputs[i] = int32_t(rng.below(256)), b.targets[i] = int32_t(rng.below(256));
   m.zero_grad();
-  const double loss = m.forward(x.data(), y.data(), B, T);
+  const double loss = m.forward(b.inputs.data(), b.targets.data(), B, T);
   m.backward();
-  double loss_gpu = 0;
-  auto rows = gpu::compare_with_reference(cfg, m.params, m.grads, x, y, B, T, gpu::Precision::fp32, &loss_gpu);
+  TrainConfig tcfg = train_preset("tiny");
+  tcfg.batch = B;
+  Transformer<float> host(cfg, B);
+  host.params.assign(m.params.begin(), m.params.end());
+  const auto opt = make_optimizer<float>(host.layout(), tcfg);
+  std::vector<float> g;
+  const double loss_gpu = gpu::cuda_engine(tcfg)(host, *opt)->gradient(b, &g);
+  auto rows = compare_gradients(m.layout(), m.grads, g);
   ASSERT_EQ(rows.size(), m.layout().params().size());
   EXPECT_NEAR(loss_gpu, loss, 2e-4 * loss);
   for (const auto& r : rows) {
@@ -189,7 +199,7 @@ TEST(GradcheckGpu, ComparesEveryTensorAndCatchesAWrongOne) {
   ASSERT_NE(wq, nullptr);
   std::vector<double> wrong = m.grads;
   for (size_t i = wq->offset; i < wq->offset + wq->numel; i++) wrong[i] *= 1.01;
-  rows = gpu::compare_with_reference(cfg, m.params, wrong, x, y, B, T, gpu::Precision::fp32, &loss_gpu);
+  rows = compare_gradients(m.layout(), wrong, g);
   for (const auto& r : rows) {
     if (r.name == wq->name) {
       EXPECT_GT(r.share(2e-4), 1.0) << r.name;

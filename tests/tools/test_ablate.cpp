@@ -45,8 +45,8 @@ std::map<std::pair<std::string, uint64_t>, CsvRow> read_csv(const fs::path& p) {
     std::vector<std::string> f;
     std::stringstream ss(lines[i]);
     for (std::string cell; std::getline(ss, cell, ',');) f.push_back(cell);
-    // The device column ("cpu, 1 threads") is quoted and holds a comma; the rest are plain.
-    EXPECT_NE(lines[i].find(",\"cpu, 1 threads\""), std::string::npos) << lines[i];
+    // The device column ("cpu, 1 thread") is quoted and holds a comma; the rest are plain.
+    EXPECT_NE(lines[i].find(",\"cpu, 1 thread\""), std::string::npos) << lines[i];
     EXPECT_GE(f.size(), 8u) << lines[i];
     if (f.size() < 8) continue;
     CsvRow r{f[0], std::stoull(f[1]), std::stod(f[2]), std::stoi(f[3]), std::stoll(f[4])};
