@@ -18,6 +18,9 @@
 #include <string>
 #include <string_view>
 
+#include <string>
+#include <vector>
+
 #include "ref/common.h"
 
 namespace scalevec::gpu {
@@ -26,6 +29,12 @@ enum class Precision { fp32, tf32, bf16 };
 
 inline const char* precision_name(Precision p) {
   return p == Precision::fp32 ? "fp32" : p == Precision::tf32 ? "tf32" : "bf16";
+}
+
+// Every precision's name, in order: the one list the flags and their checks use.
+inline const std::vector<std::string>& precision_list() {
+  static const std::vector<std::string> names{"fp32", "tf32", "bf16"};
+  return names;
 }
 
 inline Precision parse_precision(std::string_view s) {

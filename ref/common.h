@@ -23,6 +23,9 @@ inline void require(bool cond, fmt::format_string<Args...> f, Args&&... args) {
   if (!cond) throw Error(fmt::format(f, std::forward<Args>(args)...));
 }
 
+// A duration for progress lines: "58s", "2m42s", "1h05m" ("?" if negative, not finite or absurd).
+std::string format_duration(double seconds);
+
 // Set the number of threads used by both our OpenMP loops and OpenBLAS (0 = leave as is).
 void set_num_threads(int n);
 int num_threads();

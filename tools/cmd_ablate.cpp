@@ -15,7 +15,6 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -53,13 +52,6 @@ static const std::vector<std::pair<std::string, std::string>> kBuiltinArms = {
 
 namespace {
 
-std::atomic<bool> g_interrupt{false};
-
-void on_sigint_ablate(int) {
-  g_interrupt.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
-}
-
 // ------------------------------------------------------------------------------------------------
 // Flag strings: an arm's flags are one string, split into words as a POSIX shell would.
 
@@ -94,15 +86,6 @@ std::vector<std::string> split_words(const std::string& s, const std::string& wh
   }
   if (in_word) words.push_back(w);
   return words;
-}
-
-// The word as a shell would need it written: unchanged when plain, else in single quotes.
-std::string shell_quote(const std::string& w) {
-  const char* plain = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,/:+@%";
-  if (!w.empty() && w.find_first_not_of(plain) == std::string::npos) return w;
-  std::string q = "'";
-  for (char c : w) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
 }
 
 std::string join_words(const std::vector<std::string>& words) {
@@ -389,14 +372,6 @@ RunResult finished_run(const ArmDef& arm, uint64_t seed, const std::string& dir,
   return r;
 }
 
-std::string format_duration(double s) {
-  if (!(s >= 0) || s > 1e8) return "?";
-  if (s < 60) return fmt::format("{:.1f}s", s);
-  const long t = std::lround(s);
-  if (t >= 3600) return fmt::format("{}h{:02d}m", t / 3600, (t % 3600) / 60);
-  return fmt::format("{}m{:02d}s", t / 60, t % 60);
-}
-
 // One progress line for the whole grid: "run 5/24 dnp seed 2 | step 300/1000 | loss 1.2345 |
 // val 1.4567 | grid ETA 1h02m". In place on a terminal, else every 10% of a run. The ETA is the
 // grid's steps still to run times the mean wall-clock per step so far (evaluation included).
@@ -617,7 +592,7 @@ bool train_run(const ArmDef& arm, uint64_t seed, const std::string& dir, const T
   tcfg.seed = seed;
   TrainOptions opts;
   opts.out_dir = dir, opts.resume = resume, opts.progress = false, opts.sample.length = 0;
-  opts.interrupt = &g_interrupt;
+  opts.interrupt = interrupt_flag();
   opts.on_step = [&](const StepRecord& r) { progress.step(r); };
   opts.on_val = [&](int, double v) { progress.val(v); };
   std::string trained_on;  // the engine's name, for result.json
@@ -672,7 +647,7 @@ int run_grid(const Args& a, const Plan& p) {
   const std::string resume_hint = "scalevec ablate --out " + shell_quote(a.out);
   std::map<std::pair<std::string, int>, TextData> data;  // loaded once per (file, context)
   GridProgress progress((int)runs.size(), steps_left);
-  std::signal(SIGINT, on_sigint_ablate);
+  install_interrupt_handler();
   int trained = 0;
   for (size_t i = 0; i < runs.size(); i++) {
     const ArmDef& arm = *runs[i].arm;
@@ -683,7 +658,7 @@ int run_grid(const Args& a, const Plan& p) {
     }
     const auto key = std::pair{arm.train.data, arm.model.context};
     if (!data.count(key)) data.emplace(key, load_data(key.first, key.second));
-    const bool finished = !g_interrupt.load() && train_run(arm, runs[i].seed, runs[i].dir, data.at(key), a.device, progress);
+    const bool finished = !interrupt_flag()->load() && train_run(arm, runs[i].seed, runs[i].dir, data.at(key), a.device, progress);
     write_grid_reports(a.out, p.grid);
     if (!finished) {
       progress.line("interrupted; resume with: " + resume_hint);
@@ -720,7 +695,7 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
   cmd->add_option("--seeds", a->seeds, "seeds, run for every arm: 1,2,3 or 1-5 [default: the grid's; "
                   "for a new grid 1,2,3]");
   cmd->add_option("--preset", a->preset, "model and training preset the arms start from")
-      ->check(CLI::IsMember({"tiny", "small"}))
+      ->check(CLI::IsMember(model_preset_list()))
       ->capture_default_str();
   cmd->add_option("--baseline", a->baseline, "the arm the others are compared with [default: the "
                   "arm named baseline, else the first]");

@@ -88,12 +88,6 @@ struct Timing {
   }
 };
 
-std::string shell_quote(const std::string& s) {  // '...' with ' written as '\''
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 // Runs a /bin/sh command; returns its stdout and sets *status to its exit status (-1 if it did
 // not exit normally). stderr is not captured: the child's progress lines reach the terminal.
 std::string capture(const std::string& cmd, int* status) {
@@ -448,15 +442,12 @@ Action add_bench(CLI::App& app) {
   cmd->add_flag("--no-torch", a->no_torch, "measure scalevec only (no PyTorch comparison)");
   cmd->add_option("--python", a->python, "Python interpreter with PyTorch")->capture_default_str();
   cmd->add_option("--json", a->json_out, "also write the results to this JSON file");
-  cmd->add_option("--device", a->where.device,
-                  "where scalevec and PyTorch train: cpu, or cuda (the GPU mirror against PyTorch "
-                  "on the same GPU; needs a build with CUDA and a device)")
-      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  cmd->add_option("--precision", a->where.precision,
-                  "matrix products on the GPU, the same on both sides: fp32 (PyTorch without "
-                  "TF32), tf32 (PyTorch with TF32 allowed) or bf16 (ours: bf16 operands, fp32 "
-                  "sums and outputs; PyTorch: autocast to bfloat16). cpu is fp32 only")
-      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
+  add_device_options(cmd, a->where,
+                     "where scalevec and PyTorch train: cpu, or cuda (the GPU mirror against PyTorch "
+                     "on the same GPU; needs a build with CUDA and a device)",
+                     "matrix products on the GPU, the same on both sides: fp32 (PyTorch without "
+                     "TF32), tf32 (PyTorch with TF32 allowed) or bf16 (ours: bf16 operands, fp32 "
+                     "sums and outputs; PyTorch: autocast to bfloat16). cpu is fp32 only");
   cmd->add_flag("--torch-compile", a->torch_compile,
                 "also time PyTorch with torch.compile (a third row; compiling happens in its warmup)");
   cmd->add_option("--peak-tflops", a->peak_tflops,

@@ -485,8 +485,8 @@ Action add_diagram(CLI::App& app) {
     std::string preset = "tiny", title, out;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--preset", a->preset, "architecture: tiny or small")
-      ->check(CLI::IsMember({"tiny", "small"}))->capture_default_str();
+  cmd->add_option("--preset", a->preset, "architecture: " + std::string(model_preset_names()))
+      ->check(CLI::IsMember(model_preset_list()))->capture_default_str();
   auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
   cmd->add_option("--title", a->title, "figure title [default: names the scale strategy]");
   cmd->add_option("--out", a->out, "SVG file to write ('-' or none: standard output)");

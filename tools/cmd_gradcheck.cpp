@@ -25,8 +25,8 @@ Action add_gradcheck(CLI::App& app) {
     double gpu_rtol = 0;  // 0: by precision
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--preset", a->preset, "base architecture: tiny or small")
-      ->check(CLI::IsMember({"tiny", "small"}))->capture_default_str();
+  cmd->add_option("--preset", a->preset, "base architecture: " + std::string(model_preset_names()))
+      ->check(CLI::IsMember(model_preset_list()))->capture_default_str();
   auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
   cmd->add_option("--batch", a->o.batch, "sequences in the check batch")->capture_default_str()->check(at_least(1));
   cmd->add_option("--seq", a->o.seq, "sequence length of the check batch")->capture_default_str()->check(at_least(1));
@@ -36,15 +36,12 @@ Action add_gradcheck(CLI::App& app) {
   cmd->add_option("--atol", a->o.atol, "absolute floor: errors below it always pass")->capture_default_str()->check(at_least(0));
   cmd->add_option("--seed", a->o.seed, "seed for init, batch and sampled entries")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
-  cmd->add_option("--device", a->where.device,
-                  "whose float32 gradient to compare with the checked double gradient, tensor by "
-                  "tensor: cpu (the reference) or cuda (the GPU mirror); pass if ||got - ref|| <= "
-                  "--device-rtol * (||ref|| + rms * sqrt(numel)), rms over all gradients (the GPU "
-                  "test suite's rule)")
-      ->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  cmd->add_option("--precision", a->where.precision,
-                  "matrix products of the GPU model: fp32, tf32 or bf16 (with --device cuda)")
-      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
+  add_device_options(cmd, a->where,
+                     "whose float32 gradient to compare with the checked double gradient, tensor by "
+                     "tensor: cpu (the reference) or cuda (the GPU mirror); pass if ||got - ref|| <= "
+                     "--device-rtol * (||ref|| + rms * sqrt(numel)), rms over all gradients (the GPU "
+                     "test suite's rule)",
+                     "matrix products of the GPU model: fp32, tf32 or bf16 (with --device cuda)");
   cmd->add_option("--device-rtol,--gpu-rtol", a->gpu_rtol,
                   "tolerance of the float32 comparison (default by precision: fp32 2e-4, tf32 "
                   "1.6e-2 = 16 * 2^-10, bf16 6.25e-2 = 16 * 2^-8; see tests/gpu/test_gpu.cpp)")

@@ -26,12 +26,12 @@ Action add_inspect(CLI::App& app) {
     bool all = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--preset", a->preset, "architecture: tiny or small")
-      ->check(CLI::IsMember({"tiny", "small"}))->capture_default_str();
+  cmd->add_option("--preset", a->preset, "architecture: " + std::string(model_preset_names()))
+      ->check(CLI::IsMember(model_preset_list()))->capture_default_str();
   auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
   cmd->add_option("--ckpt", a->ckpt, "inspect the model of this run directory / checkpoint instead");
   cmd->add_option("--wd-policy", a->wd_policy, "weight-decay policy whose decisions to show: none, all, iwd")
-      ->check(CLI::IsMember({"none", "all", "iwd"}))->capture_default_str();
+      ->check(CLI::IsMember(wd_policy_list()))->capture_default_str();
   cmd->add_flag("--all", a->all, "list every tensor, not only the scale vectors");
   return [=]() -> int {
     ModelConfig cfg = model_preset(a->preset);

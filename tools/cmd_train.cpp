@@ -1,7 +1,6 @@
 // scalevec train: train a model on a text file (default: Debian's fortunes), with progress,
 // periodic validation, metrics as JSON lines, checkpoints, exact resume and a sample at the end.
 #include <algorithm>
-#include <csignal>
 #include <filesystem>
 
 #include "commands.h"
@@ -11,13 +10,6 @@
 #include "ref/train/trainer.h"
 
 namespace scalevec {
-
-static std::atomic<bool> g_interrupt{false};
-
-extern "C" void on_sigint(int) {
-  g_interrupt.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
-}
 
 Action add_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train a model (default: tiny preset on fortunes)");
@@ -32,7 +24,7 @@ Action add_train(CLI::App& app) {
   cmd->add_option("--preset", a->preset,
                   "model and training preset: tiny, small, or gpt2 (~113M parameters, context "
                   "1024: a GPU size)")
-      ->check(CLI::IsMember({"tiny", "small", "gpt2"}))
+      ->check(CLI::IsMember(model_preset_list()))
       ->capture_default_str();
   auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
   auto tf = std::make_shared<FlagSet<TrainConfig>>(train_flags(*cmd));
@@ -78,9 +70,9 @@ Action add_train(CLI::App& app) {
     TrainOptions opts;
     opts.out_dir = out, opts.resume = a->resume, opts.stop_at = a->stop_at;
     opts.progress = !a->quiet, opts.sample = a->sample, opts.prompt = a->prompt;
-    opts.interrupt = &g_interrupt;
+    opts.interrupt = interrupt_flag();
     opts.engine = make_engine(a->device, tcfg);
-    std::signal(SIGINT, on_sigint);
+    install_interrupt_handler();
     const Transformer<float> probe_model(mcfg, 0);  // parameters only, to report the size
     fmt::print(stderr, "scalevec train: {} parameters ({} scale), scale={}, wd-policy={}, data {}: {} "
                "train / {} val bytes, {}, out {}\n",
@@ -89,7 +81,7 @@ Action add_train(CLI::App& app) {
                engine_description(a->device), out);
     TrainResult r = train(mcfg, tcfg, data, opts);
     if (!r.finished) {
-      const bool interrupted = g_interrupt.load();
+      const bool interrupted = interrupt_flag()->load();
       fmt::print(stderr, "\n{} at step {}; checkpoint saved in {}\nresume with: scalevec train --out {} --resume\n",
                  interrupted ? "interrupted" : "stopped (--stop-at)", r.last_step, out, out);
       return interrupted ? 130 : 0;

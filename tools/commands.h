@@ -2,6 +2,7 @@
 // after parsing; actions return the process exit code and report bad input by throwing Error.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -45,10 +46,24 @@ struct DeviceChoice {
   // The engine steps the host model itself (so it needs activations), or a copy on the device.
   bool steps_host_model() const { return device == "cpu"; }
 };
-void add_device_options(CLI::App* cmd, DeviceChoice& choice);
+inline const std::vector<std::string>& device_list() {
+  static const std::vector<std::string> names{"cpu", "cuda"};
+  return names;
+}
+// --device and --precision; `device_help`/`precision_help` replace the default texts when given.
+void add_device_options(CLI::App* cmd, DeviceChoice& choice, const std::string& device_help = "",
+                        const std::string& precision_help = "");
 EngineFactory make_engine(const DeviceChoice& choice, const TrainConfig& tcfg);
 // For the header lines: "2 threads", or "device cuda (<card>), bf16 matrix products".
 std::string engine_description(const DeviceChoice& choice);
+
+// Ctrl-C for the commands that train: the first sets the flag the training loop polls (it saves a
+// checkpoint and stops), a second ends the process at once.
+void install_interrupt_handler();
+const std::atomic<bool>* interrupt_flag();
+
+// A word as a POSIX shell needs it written: unchanged when plain, else in single quotes.
+std::string shell_quote(const std::string& w);
 
 // Settings a scale preset implies for training, applied unless the user set them: `unified`
 // implies --wd-policy iwd. `given` are the training flags given (FlagSet::given()).

@@ -33,7 +33,7 @@ FlagSet<ModelConfig> model_flags(CLI::App& app) {
        "parameterization of every scale vector: none, gamma, magdir (beta*alpha), "
        "magdir-normalized (beta*alpha/rms(alpha))",
        [=](ModelConfig& c, const std::string& v) { c.sc.param = parse_scale_param(v), custom(c); })
-      ->check(CLI::IsMember({"none", "gamma", "magdir", "magdir-normalized"}));
+      ->check(CLI::IsMember(scale_param_list()));
   f.template add_custom<bool>(app, "--hg,!--no-hg",
                               "HG: one gamma per branch (q,k,v and gate,up) over the shared N(x)",
                               [=](ModelConfig& c, const bool& v) { c.sc.hg = v, custom(c); });
@@ -69,7 +69,7 @@ FlagSet<TrainConfig> train_flags(CLI::App& app) {
         "adamw (every tensor), muon (Newton-Schulz orthogonalized momentum on the hidden matrices, "
         "AdamW on embedding, head and scale vectors) or sgd (momentum SGD, for the theory "
         "chapters); all with decoupled weight decay")
-      ->check(CLI::IsMember({"adamw", "muon", "sgd"}));
+      ->check(CLI::IsMember(optimizer_list()));
   f.add(app, "--lr", &TrainConfig::lr,
         "peak learning rate of AdamW, of SGD, and of Muon's AdamW part (embedding, head, scale "
         "vectors)");
@@ -77,7 +77,7 @@ FlagSet<TrainConfig> train_flags(CLI::App& app) {
         "learning-rate schedule after the warmup: cosine (decay to --min-lr-frac), constant, or "
         "wsd (warmup-stable-decay: constant, then a linear decay to --min-lr-frac over the last "
         "--decay-frac of the steps)")
-      ->check(CLI::IsMember({"cosine", "constant", "wsd"}));
+      ->check(CLI::IsMember(schedule_list()));
   f.add(app, "--warmup", &TrainConfig::warmup, "linear warmup steps, then the --schedule");
   f.add(app, "--min-lr-frac", &TrainConfig::min_lr_frac,
         "final learning rate of cosine and wsd as a fraction of the peak");
@@ -88,7 +88,7 @@ FlagSet<TrainConfig> train_flags(CLI::App& app) {
   f.add(app, "--wd-policy", &TrainConfig::wd_policy,
         "weight decay on scale vectors: none (common practice), all, or iwd (Input-type scales "
         "only: the paper's rule)")
-      ->check(CLI::IsMember({"none", "all", "iwd"}));
+      ->check(CLI::IsMember(wd_policy_list()));
   f.add(app, "--wd-embed", &TrainConfig::wd_embed, "also decay the token embedding");
   f.add(app, "--beta1", &TrainConfig::beta1, "AdamW beta1 (also Muon's AdamW part)");
   f.add(app, "--beta2", &TrainConfig::beta2, "AdamW beta2 (also Muon's AdamW part)");

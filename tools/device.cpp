@@ -2,25 +2,30 @@
 // mirror, gpu/, with fp32, tf32 or bf16 matrix products).
 #include "commands.h"
 #include "ref/common.h"
+#include "gpu/precision.h"  // header-only: the precision names, in any build
 #ifdef SCALEVEC_HAVE_CUDA
 #include "gpu/device.h"
 #include "gpu/engine.h"
-#include "gpu/precision.h"
 #endif
 
 namespace scalevec {
 
-void add_device_options(CLI::App* cmd, DeviceChoice& choice) {
+void add_device_options(CLI::App* cmd, DeviceChoice& choice, const std::string& device_help,
+                        const std::string& precision_help) {
   cmd->add_option("--device", choice.device,
-                  "where training runs: cpu (the reference) or cuda (the GPU mirror; needs a build "
-                  "with CUDA and a GPU). Checkpoints are the same either way")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
+                  !device_help.empty() ? device_help
+                                       : "where training runs: cpu (the reference) or cuda (the GPU "
+                                         "mirror; needs a build with CUDA and a GPU). Checkpoints "
+                                         "are the same either way")
+      ->check(CLI::IsMember(device_list()))
       ->capture_default_str();
   cmd->add_option("--precision", choice.precision,
-                  "matrix products on the GPU: fp32, tf32 (tensor cores, 10-bit mantissa operands) "
-                  "or bf16 (mixed precision: bf16 operands, fp32 sums, fp32 master weights and "
-                  "scale vectors). cpu is fp32 only")
-      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
+                  !precision_help.empty() ? precision_help
+                                          : "matrix products on the GPU: fp32, tf32 (tensor cores, "
+                                            "10-bit mantissa operands) or bf16 (mixed precision: "
+                                            "bf16 operands, fp32 sums, fp32 master weights and "
+                                            "scale vectors). cpu is fp32 only")
+      ->check(CLI::IsMember(gpu::precision_list()))
       ->capture_default_str();
 }
 

@@ -52,7 +52,15 @@ bool ScaleConfig::has(const std::vector<Branch>& set, Branch b) const {
   return std::find(set.begin(), set.end(), b) != set.end();
 }
 
-const char* model_preset_names() { return "tiny, small, gpt2"; }
+const std::vector<std::string>& model_preset_list() {
+  static const std::vector<std::string> names{"tiny", "small", "gpt2"};
+  return names;
+}
+
+const char* model_preset_names() {
+  static const std::string joined = fmt::format("{}", fmt::join(model_preset_list(), ", "));
+  return joined.c_str();
+}
 
 ModelConfig model_preset(const std::string& name) {
   ModelConfig c;

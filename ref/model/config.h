@@ -60,7 +60,8 @@ struct ModelConfig {
 
 // Named architectures: "tiny" (laptop minutes) and "small".
 ModelConfig model_preset(const std::string& name);
-const char* model_preset_names();  // "tiny, small, gpt2"
+const char* model_preset_names();                     // "tiny, small, gpt2"
+const std::vector<std::string>& model_preset_list();  // the same names, for flag checks
 
 // Scale strategy presets (docs/SCALE_VECTORS.md §4):
 //   baseline           one shared γ per norm site, init 1 (Llama)                     [paper]

@@ -1,5 +1,7 @@
 #include "vector.h"
 
+#include <fmt/ranges.h>
+
 #include "../common.h"
 
 namespace scalevec {
@@ -14,7 +16,20 @@ const char* scale_param_name(ScaleParam p) {
   return "?";
 }
 
-const char* scale_param_names() { return "none, gamma, magdir, magdir-normalized"; }
+const std::vector<std::string>& scale_param_list() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (ScaleParam p : {ScaleParam::None, ScaleParam::Gamma, ScaleParam::MagDir, ScaleParam::MagDirNormalized})
+      n.push_back(scale_param_name(p));
+    return n;
+  }();
+  return names;
+}
+
+const char* scale_param_names() {
+  static const std::string joined = fmt::format("{}", fmt::join(scale_param_list(), ", "));
+  return joined.c_str();
+}
 
 ScaleParam parse_scale_param(const std::string& s) {
   for (ScaleParam p : {ScaleParam::None, ScaleParam::Gamma, ScaleParam::MagDir,

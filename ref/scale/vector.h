@@ -25,6 +25,7 @@ enum class ScaleParam { None, Gamma, MagDir, MagDirNormalized };
 const char* scale_param_name(ScaleParam p);
 ScaleParam parse_scale_param(const std::string& s);  // throws Error on unknown names
 const char* scale_param_names();                      // "none, gamma, magdir, magdir-normalized"
+const std::vector<std::string>& scale_param_list();   // the same names, for flag checks
 
 // Where a scale vector sits, for documentation and for the fold test: its type, the linear maps
 // it folds into (Input-type) or would have to fold into (Output-type), and whether a later

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../common.h"
@@ -29,11 +30,14 @@ void TrainConfig::validate() const {
     require(std::isfinite(v), "{} = {} must be a finite number", name, v);
   require(batch >= 1 && batch <= 4096, "batch = {} is out of range [1, 4096]", batch);
   require(steps >= 1, "steps = {} must be >= 1", steps);
-  require(optimizer == "adamw" || optimizer == "muon" || optimizer == "sgd",
-          "optimizer = '{}' is unknown (expected adamw, muon or sgd)", optimizer);
+  const auto known = [](const std::vector<std::string>& names, const std::string& v) {
+    return std::find(names.begin(), names.end(), v) != names.end();
+  };
+  require(known(optimizer_list(), optimizer), "optimizer = '{}' is unknown (expected one of: {})",
+          optimizer, fmt::join(optimizer_list(), ", "));
   require(lr > 0 && lr < 10, "lr = {} is out of range (0, 10)", lr);
-  require(schedule == "cosine" || schedule == "constant" || schedule == "wsd",
-          "schedule = '{}' is unknown (expected cosine, constant or wsd)", schedule);
+  require(known(schedule_list(), schedule), "schedule = '{}' is unknown (expected one of: {})",
+          schedule, fmt::join(schedule_list(), ", "));
   require(warmup >= 0, "warmup = {} must be >= 0", warmup);
   require(warmup <= steps, "warmup = {} exceeds steps = {}: pass --warmup N with N <= {}", warmup,
           steps, steps);

@@ -18,6 +18,16 @@ const char* wd_policy_name(WdPolicy p) {
   return "?";
 }
 
+const std::vector<std::string>& wd_policy_list() {
+  static const std::vector<std::string> names{"none", "all", "iwd"};
+  return names;
+}
+
+const std::vector<std::string>& optimizer_list() {
+  static const std::vector<std::string> names{"adamw", "muon", "sgd"};
+  return names;
+}
+
 WdPolicy parse_wd_policy(const std::string& s) {
   if (s == "none") return WdPolicy::None;
   if (s == "all") return WdPolicy::All;

@@ -34,6 +34,8 @@ struct TrainConfig;
 
 enum class WdPolicy { None, All, Iwd };
 const char* wd_policy_name(WdPolicy p);
+const std::vector<std::string>& wd_policy_list();  // every policy's name, in order
+const std::vector<std::string>& optimizer_list();  // "adamw", "muon", "sgd": TrainConfig::optimizer
 WdPolicy parse_wd_policy(const std::string& s);  // throws Error on unknown names
 
 struct DecayRule {

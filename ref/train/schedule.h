@@ -17,6 +17,9 @@
 #include <numbers>
 #include <string>
 
+#include <string>
+#include <vector>
+
 #include "../common.h"
 
 namespace scalevec {
@@ -32,11 +35,16 @@ inline const char* schedule_name(ScheduleKind k) {
   return "?";
 }
 
+inline const std::vector<std::string>& schedule_list() {  // every schedule's name, in order
+  static const std::vector<std::string> names{"cosine", "constant", "wsd"};
+  return names;
+}
+
 inline ScheduleKind parse_schedule(const std::string& s) {
   if (s == "cosine") return ScheduleKind::Cosine;
   if (s == "constant") return ScheduleKind::Constant;
   if (s == "wsd") return ScheduleKind::Wsd;
-  throw Error(fmt::format("unknown schedule '{}' (expected cosine, constant or wsd)", s));
+  throw Error(fmt::format("unknown schedule '{}' (expected one of: {})", s, fmt::join(schedule_list(), ", ")));
 }
 
 struct Schedule {

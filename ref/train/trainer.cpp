@@ -45,12 +45,6 @@ double evaluate(Transformer<T>& model, const std::vector<uint8_t>& split, int B,
 template double evaluate<float>(Transformer<float>&, const std::vector<uint8_t>&, int, int);
 template double evaluate<double>(Transformer<double>&, const std::vector<uint8_t>&, int, int);
 
-static std::string format_duration(double s) {
-  if (s < 0 || s > 1e7) return "?";
-  const int t = int(s + 0.5);
-  return t >= 60 ? fmt::format("{}m{:02d}s", t / 60, t % 60) : fmt::format("{}s", t);
-}
-
 // Progress on stderr: an in-place line on a terminal, every ~5% of the run otherwise.
 class Progress {
  public:

@@ -553,7 +553,7 @@ TEST(Schedule, FactorsStayInZeroOneAndNamesParse) {
           }
         }
   }
-  expect_error([] { parse_schedule("linear"); }, {"linear", "cosine, constant or wsd"});
+  expect_error([] { parse_schedule("linear"); }, {"linear", "cosine, constant, wsd"});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -600,8 +600,8 @@ TEST(TrainConfig, OptimizerAndScheduleFieldsRoundTripAndValidate) {
     expect_error([&] { c.validate(); }, parts);
     expect_error([&] { TrainConfig::from_json(c.to_json()); }, parts);
   };
-  bad([](TrainConfig& c) { c.optimizer = "lion"; }, {"optimizer", "lion", "adamw, muon or sgd"});
-  bad([](TrainConfig& c) { c.schedule = "linear"; }, {"schedule", "linear", "cosine, constant or wsd"});
+  bad([](TrainConfig& c) { c.optimizer = "lion"; }, {"optimizer", "lion", "adamw, muon, sgd"});
+  bad([](TrainConfig& c) { c.schedule = "linear"; }, {"schedule", "linear", "cosine, constant, wsd"});
   bad([](TrainConfig& c) { c.muon_lr = 0; }, {"muon_lr = 0"});
   bad([](TrainConfig& c) { c.muon_momentum = 1; }, {"muon_momentum = 1"});
   bad([](TrainConfig& c) { c.ns_steps = 0; }, {"ns_steps = 0"});

@@ -1,0 +1,30 @@
+// What the commands share: the Ctrl-C flag and shell quoting (tools/commands.h).
+#include <csignal>
+
+#include "commands.h"
+
+namespace scalevec {
+
+namespace {
+
+std::atomic<bool> g_interrupt{false};
+
+extern "C" void on_sigint(int) {
+  g_interrupt.store(true);
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
+}
+
+}  // namespace
+
+void install_interrupt_handler() { std::signal(SIGINT, on_sigint); }
+const std::atomic<bool>* interrupt_flag() { return &g_interrupt; }
+
+std::string shell_quote(const std::string& w) {
+  const char* plain = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,/:+@%";
+  if (!w.empty() && w.find_first_not_of(plain) == std::string::npos) return w;
+  std::string q = "'";
+  for (char c : w) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace scalevec
