@@ -11,7 +11,7 @@ namespace {
 DecayRule decay_of(const TrainConfig& c) { return c.adamw().decay; }
 }  // namespace
 
-GpuOptimizer::GpuOptimizer(const ParamLayout& layout, const TrainConfig& cfg) : name_(cfg.optimizer), cfg_(cfg) {
+GpuOptimizer::GpuOptimizer(const ParamLayout& layout, const TrainConfig& cfg) : name_(optimizer_name(cfg.optimizer)), cfg_(cfg) {
   const size_t n = layout.total();
   auto add_state = [&](const std::string& s) {
     state_.emplace_back(s, DeviceArray<float>(n));

@@ -203,7 +203,7 @@ std::pair<double, std::vector<double>> time_torch(const std::string& dir, const 
       "--beta2 {:.17g} --eps {:.17g} --weight-decay {:.17g} --wd-policy {} --grad-clip {:.17g}{}",
       python_env(threads), shell_quote(a.python), shell_quote(torch_script()), shell_quote(dir),
       a.steps, a.warmup, threads, tcfg.lr, tcfg.beta1, tcfg.beta2, tcfg.adam_eps,
-      tcfg.weight_decay, tcfg.wd_policy, tcfg.grad_clip, tcfg.wd_embed ? " --decay-embeddings" : "");
+      tcfg.weight_decay, wd_policy_name(tcfg.wd_policy), tcfg.grad_clip, tcfg.wd_embed ? " --decay-embeddings" : "");
   const std::string full = cmd + " --device " + a.where.device + " --precision " +
                            a.where.precision + (compile ? " --compile" : "");
   int status = 0;
@@ -285,7 +285,7 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   fmt::print(stderr, "[bench] {}: {} parameters, batch {}x{} from {}\n", name, r.params, r.B,
              r.Tn, r.batch_source);
   TrainConfig t = tcfg;
-  t.optimizer = "adamw";  // both sides: AdamW at the preset's peak learning rate
+  t.optimizer = OptimizerKind::AdamW;  // both sides: AdamW at the preset's peak learning rate
   const auto opt = make_optimizer<float>(model.layout(), t);
   const std::unique_ptr<StepEngine> engine = make_engine(a.where, t)(model, *opt);
   const double loss0 = engine->loss(batch, r.B);

@@ -77,7 +77,7 @@ Action add_train(CLI::App& app) {
     fmt::print(stderr, "scalevec train: {} parameters ({} scale), scale={}, wd-policy={}, data {}: {} "
                "train / {} val bytes, {}, out {}\n",
                probe_model.layout().total(), probe_model.layout().count_role(Role::Scale),
-               mcfg.scale, tcfg.wd_policy, data.source, data.train.size(), data.val.size(),
+               mcfg.scale, wd_policy_name(tcfg.wd_policy), data.source, data.train.size(), data.val.size(),
                engine_description(a->device), out);
     TrainResult r = train(mcfg, tcfg, data, opts);
     if (!r.finished) {

@@ -65,18 +65,20 @@ FlagSet<TrainConfig> train_flags(CLI::App& app) {
         "training text file [default: the fortunes corpus; on --resume: the run's own data]", false);
   f.add(app, "--batch", &TrainConfig::batch, "sequences per step");
   f.add(app, "--steps", &TrainConfig::steps, "total optimizer steps");
-  f.add(app, "--optimizer", &TrainConfig::optimizer,
+  f.template add_custom<std::string>(app, "--optimizer",
         "adamw (every tensor), muon (Newton-Schulz orthogonalized momentum on the hidden matrices, "
         "AdamW on embedding, head and scale vectors) or sgd (momentum SGD, for the theory "
-        "chapters); all with decoupled weight decay")
+        "chapters); all with decoupled weight decay",
+        [](TrainConfig& t, const std::string& v) { t.optimizer = parse_optimizer(v); })
       ->check(CLI::IsMember(optimizer_list()));
   f.add(app, "--lr", &TrainConfig::lr,
         "peak learning rate of AdamW, of SGD, and of Muon's AdamW part (embedding, head, scale "
         "vectors)");
-  f.add(app, "--schedule", &TrainConfig::schedule,
+  f.template add_custom<std::string>(app, "--schedule",
         "learning-rate schedule after the warmup: cosine (decay to --min-lr-frac), constant, or "
         "wsd (warmup-stable-decay: constant, then a linear decay to --min-lr-frac over the last "
-        "--decay-frac of the steps)")
+        "--decay-frac of the steps)",
+        [](TrainConfig& t, const std::string& v) { t.schedule = parse_schedule(v); })
       ->check(CLI::IsMember(schedule_list()));
   f.add(app, "--warmup", &TrainConfig::warmup, "linear warmup steps, then the --schedule");
   f.add(app, "--min-lr-frac", &TrainConfig::min_lr_frac,
@@ -85,9 +87,10 @@ FlagSet<TrainConfig> train_flags(CLI::App& app) {
         "wsd: share of the steps spent in the final linear decay, in [0, 1]");
   f.add(app, "--weight-decay", &TrainConfig::weight_decay,
         "decoupled weight decay (each optimizer shrinks by its own learning rate times this)");
-  f.add(app, "--wd-policy", &TrainConfig::wd_policy,
+  f.template add_custom<std::string>(app, "--wd-policy",
         "weight decay on scale vectors: none (common practice), all, or iwd (Input-type scales "
-        "only: the paper's rule)")
+        "only: the paper's rule)",
+        [](TrainConfig& t, const std::string& v) { t.wd_policy = parse_wd_policy(v); })
       ->check(CLI::IsMember(wd_policy_list()));
   f.add(app, "--wd-embed", &TrainConfig::wd_embed, "also decay the token embedding");
   f.add(app, "--beta1", &TrainConfig::beta1, "AdamW beta1 (also Muon's AdamW part)");
@@ -113,7 +116,7 @@ FlagSet<TrainConfig> train_flags(CLI::App& app) {
 void apply_implied_settings(const ModelConfig& m, TrainConfig& t, const std::vector<std::string>& given) {
   const std::string wd = scale_preset_wd_policy(m.scale);
   if (!wd.empty() && std::find(given.begin(), given.end(), "--wd-policy") == given.end())
-    t.wd_policy = wd;
+    t.wd_policy = parse_wd_policy(wd);
 }
 
 }  // namespace scalevec

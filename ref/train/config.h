@@ -15,14 +15,14 @@ struct TrainConfig {
   std::string data;             // training text file ("" = the default fortunes corpus)
   int batch = 16;               // B sequences per step, each of the model's context length
   int steps = 1000;             // total optimizer steps
-  std::string optimizer = "adamw";  // adamw | muon | sgd (see optim.h)
+  OptimizerKind optimizer = OptimizerKind::AdamW;  // adamw | muon | sgd (see optim.h)
   double lr = 2e-3;             // peak learning rate of AdamW, of SGD and of Muon's AdamW part
-  std::string schedule = "cosine";  // cosine | constant | wsd (see schedule.h)
+  ScheduleKind schedule = ScheduleKind::Cosine;    // cosine | constant | wsd (see schedule.h)
   int warmup = 50;              // linear warmup steps
   double min_lr_frac = 0.1;     // cosine and wsd decay to lr * min_lr_frac
   double decay_frac = 0.2;      // wsd: the last decay_frac of the steps decay linearly
   double weight_decay = 0.1;
-  std::string wd_policy = "none";  // scale vectors: none | all | iwd (see optim.h)
+  WdPolicy wd_policy = WdPolicy::None;  // scale vectors: none | all | iwd (see optim.h)
   bool wd_embed = false;        // decay the token embedding too
   double beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8;  // AdamW (also Muon's AdamW part)
   double muon_lr = 0.02;        // Muon: peak learning rate of the hidden matrices

@@ -23,16 +23,32 @@ const std::vector<std::string>& wd_policy_list() {
   return names;
 }
 
+const char* optimizer_name(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::AdamW: return "adamw";
+    case OptimizerKind::Muon: return "muon";
+    case OptimizerKind::Sgd: return "sgd";
+  }
+  return "?";
+}
+
 const std::vector<std::string>& optimizer_list() {
   static const std::vector<std::string> names{"adamw", "muon", "sgd"};
   return names;
+}
+
+OptimizerKind parse_optimizer(const std::string& s) {
+  for (OptimizerKind k : {OptimizerKind::AdamW, OptimizerKind::Muon, OptimizerKind::Sgd})
+    if (s == optimizer_name(k)) return k;
+  throw Error(fmt::format("unknown optimizer '{}' (expected one of: {})", s, fmt::join(optimizer_list(), ", ")));
 }
 
 WdPolicy parse_wd_policy(const std::string& s) {
   if (s == "none") return WdPolicy::None;
   if (s == "all") return WdPolicy::All;
   if (s == "iwd") return WdPolicy::Iwd;
-  throw Error(fmt::format("unknown weight-decay policy '{}' (expected none, all or iwd)", s));
+  throw Error(fmt::format("unknown weight-decay policy '{}' (expected one of: {})", s,
+                          fmt::join(wd_policy_list(), ", ")));
 }
 
 std::vector<ParamGroup> param_groups(const ParamLayout& layout, const DecayRule& rule,
@@ -192,10 +208,12 @@ void Sgd<T>::step(T* params, const T* grads, double lr_factor) {
 
 template <class T>
 std::unique_ptr<Optimizer<T>> make_optimizer(const ParamLayout& layout, const TrainConfig& cfg) {
-  if (cfg.optimizer == "adamw") return std::make_unique<AdamW<T>>(layout, cfg.adamw());
-  if (cfg.optimizer == "muon") return std::make_unique<Muon<T>>(layout, cfg.muon());
-  if (cfg.optimizer == "sgd") return std::make_unique<Sgd<T>>(layout, cfg.sgd());
-  throw Error(fmt::format("unknown optimizer '{}' (expected adamw, muon or sgd)", cfg.optimizer));
+  switch (cfg.optimizer) {
+    case OptimizerKind::AdamW: return std::make_unique<AdamW<T>>(layout, cfg.adamw());
+    case OptimizerKind::Muon: return std::make_unique<Muon<T>>(layout, cfg.muon());
+    case OptimizerKind::Sgd: return std::make_unique<Sgd<T>>(layout, cfg.sgd());
+  }
+  throw Error("unknown optimizer kind");
 }
 
 template <class T>

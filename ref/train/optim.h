@@ -35,7 +35,12 @@ struct TrainConfig;
 enum class WdPolicy { None, All, Iwd };
 const char* wd_policy_name(WdPolicy p);
 const std::vector<std::string>& wd_policy_list();  // every policy's name, in order
-const std::vector<std::string>& optimizer_list();  // "adamw", "muon", "sgd": TrainConfig::optimizer
+
+// The optimizers (TrainConfig::optimizer; see the classes below).
+enum class OptimizerKind { AdamW, Muon, Sgd };
+const char* optimizer_name(OptimizerKind k);       // "adamw", "muon", "sgd"
+OptimizerKind parse_optimizer(const std::string& s);  // throws Error naming the known ones
+const std::vector<std::string>& optimizer_list();  // every optimizer's name, in order
 WdPolicy parse_wd_policy(const std::string& s);  // throws Error on unknown names
 
 struct DecayRule {

@@ -81,7 +81,7 @@ TEST_P(EngineGpu, TrainsLikeTheCpu) {
   REQUIRE_GPU();
   TempDir dir;
   TrainSetup s;
-  s.train.optimizer = GetParam();
+  s.train.optimizer = parse_optimizer(GetParam());
   s.model.set_scale("unified");
   const TrainResult cpu = run(s, dir / "cpu", {});
   const TrainResult gpu = run(s, dir / "gpu", gpu::cuda_engine(s.train));
@@ -100,7 +100,7 @@ TEST(EngineGpuResume, AcrossDevices) {
   REQUIRE_GPU();
   TempDir dir;
   TrainSetup s;
-  s.train.optimizer = "muon";  // momentum and the AdamW part's m, v: every kind of state
+  s.train.optimizer = OptimizerKind::Muon;  // momentum and the AdamW part's m, v: every kind of state
   const TrainResult cpu = run(s, dir / "cpu", {});
   const std::vector<float> p_cpu = test::final_params(s.model, dir / "cpu");
   for (bool gpu_first : {true, false}) {

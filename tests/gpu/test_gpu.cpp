@@ -532,7 +532,7 @@ TEST_P(ModelGpu, LossAndEveryGradientOneStepAndTenSteps) {
   ASSERT_EQ(g.layout().total(), ref.layout().total());
 
   TrainConfig tc;
-  tc.optimizer = mc.optimizer, tc.lr = 1e-3, tc.weight_decay = 0.1, tc.wd_policy = "iwd";
+  tc.optimizer = parse_optimizer(mc.optimizer), tc.lr = 1e-3, tc.weight_decay = 0.1, tc.wd_policy = WdPolicy::Iwd;
   tc.muon_lr = 0.01, tc.sgd_momentum = 0.9;
   auto opt = make_optimizer<float>(ref.layout(), tc);
   gpu::GpuOptimizer gopt(g.layout(), tc);
@@ -616,7 +616,7 @@ TEST_P(ModelGpuPrecision, WithinTheOperandRoundoff) {
   const std::string tag = fmt::format("{} {}", name, gpu::precision_name(precision));
 
   TrainConfig tc;
-  tc.lr = 1e-3, tc.weight_decay = 0.1, tc.wd_policy = "iwd";
+  tc.lr = 1e-3, tc.weight_decay = 0.1, tc.wd_policy = WdPolicy::Iwd;
   auto opt = make_optimizer<float>(ref.layout(), tc);
   gpu::GpuOptimizer gopt(g.layout(), tc);
   DeviceArray<float> partial;
@@ -705,7 +705,7 @@ TEST(ModelGpuDeterminism, RepeatRunsAreBitIdentical) {
   Transformer<float> ref(cfg, 0);
   ref.init(7);
   TrainConfig tc;
-  tc.optimizer = "muon";
+  tc.optimizer = OptimizerKind::Muon;
   auto run = [&] {
     gpu::GpuTransformer g(cfg, B);
     g.set_params(ref.params);

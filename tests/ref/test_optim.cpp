@@ -563,12 +563,12 @@ TEST(Schedule, FactorsStayInZeroOneAndNamesParse) {
 // defaults; each bad value is an Error naming the field.
 TEST(TrainConfig, OptimizerAndScheduleFieldsRoundTripAndValidate) {
   TrainConfig t;
-  t.optimizer = "muon", t.schedule = "wsd", t.muon_lr = 0.03, t.muon_momentum = 0.9, t.ns_steps = 7;
+  t.optimizer = OptimizerKind::Muon, t.schedule = ScheduleKind::Wsd, t.muon_lr = 0.03, t.muon_momentum = 0.9, t.ns_steps = 7;
   t.sgd_momentum = 0.5, t.decay_frac = 0.3;
   const TrainConfig back = TrainConfig::from_json(t.to_json());
   EXPECT_EQ(back.to_json(), t.to_json());
-  EXPECT_EQ(back.optimizer, "muon");
-  EXPECT_EQ(back.schedule, "wsd");
+  EXPECT_EQ(back.optimizer, OptimizerKind::Muon);
+  EXPECT_EQ(back.schedule, ScheduleKind::Wsd);
   EXPECT_EQ(back.muon_lr, 0.03);
   EXPECT_EQ(back.muon_momentum, 0.9);
   EXPECT_EQ(back.ns_steps, 7);
@@ -600,8 +600,15 @@ TEST(TrainConfig, OptimizerAndScheduleFieldsRoundTripAndValidate) {
     expect_error([&] { c.validate(); }, parts);
     expect_error([&] { TrainConfig::from_json(c.to_json()); }, parts);
   };
-  bad([](TrainConfig& c) { c.optimizer = "lion"; }, {"optimizer", "lion", "adamw, muon, sgd"});
-  bad([](TrainConfig& c) { c.schedule = "linear"; }, {"schedule", "linear", "cosine, constant, wsd"});
+  // The names are enums in the config: an unknown one can only come from a file (or a flag).
+  auto bad_name = [](const char* key, const char* value, std::initializer_list<std::string> parts) {
+    json j = TrainConfig{}.to_json();
+    j[key] = value;
+    expect_error([&] { TrainConfig::from_json(j); }, parts);
+  };
+  bad_name("optimizer", "lion", {"bad training config", "optimizer", "lion", "adamw, muon, sgd"});
+  bad_name("schedule", "linear", {"bad training config", "schedule", "linear", "cosine, constant, wsd"});
+  bad_name("wd_policy", "some", {"bad training config", "weight-decay policy", "some", "none, all, iwd"});
   bad([](TrainConfig& c) { c.muon_lr = 0; }, {"muon_lr = 0"});
   bad([](TrainConfig& c) { c.muon_momentum = 1; }, {"muon_momentum = 1"});
   bad([](TrainConfig& c) { c.ns_steps = 0; }, {"ns_steps = 0"});
@@ -670,13 +677,13 @@ void expect_exact_resume(const TrainSetup& s, const std::string& optimizer) {
 
 TEST(TrainOptimizers, MuonWithWsdResumesExactly) {
   TrainSetup s;
-  s.train.optimizer = "muon", s.train.schedule = "wsd", s.train.decay_frac = 0.3;
+  s.train.optimizer = OptimizerKind::Muon, s.train.schedule = ScheduleKind::Wsd, s.train.decay_frac = 0.3;
   expect_exact_resume(s, "muon");
 }
 
 TEST(TrainOptimizers, SgdWithConstantScheduleResumesExactly) {
   TrainSetup s;
-  s.train.optimizer = "sgd", s.train.schedule = "constant", s.train.lr = 0.05;
+  s.train.optimizer = OptimizerKind::Sgd, s.train.schedule = ScheduleKind::Constant, s.train.lr = 0.05;
   expect_exact_resume(s, "sgd");
 }
 
@@ -691,7 +698,7 @@ TEST(Checkpoint, StateOfAnotherOptimizerIsRefused) {
   TrainConfig tc;
   const std::vector<std::string> names = {"adamw", "muon", "sgd"};
   for (const std::string& writer : names) {
-    tc.optimizer = writer;
+    tc.optimizer = parse_optimizer(writer);
     auto opt = make_optimizer<float>(L, tc);
     opt->t = 5;
     TrainState st;
@@ -699,7 +706,7 @@ TEST(Checkpoint, StateOfAnotherOptimizerIsRefused) {
     save_state(dir / writer + ".st", *opt, st);
     EXPECT_EQ(read_safetensors(dir / writer + ".st").metadata.at("optimizer"), writer);
     for (const std::string& reader : names) {
-      tc.optimizer = reader;
+      tc.optimizer = parse_optimizer(reader);
       auto other = make_optimizer<float>(L, tc);
       if (reader == writer) {
         EXPECT_EQ(load_state(dir / writer + ".st", *other).step, 5);
@@ -710,7 +717,7 @@ TEST(Checkpoint, StateOfAnotherOptimizerIsRefused) {
                       "--optimizer " + writer});
       }
     }
-    tc.optimizer = writer;
+    tc.optimizer = parse_optimizer(writer);
   }
   auto rewrite = [&](const std::string& from, const std::string& to, auto edit) {
     StFile f = read_safetensors(dir / from);
@@ -719,13 +726,13 @@ TEST(Checkpoint, StateOfAnotherOptimizerIsRefused) {
     write_safetensors(dir / to, f);
     return dir / to;
   };
-  tc.optimizer = "muon";
+  tc.optimizer = OptimizerKind::Muon;
   auto muon = make_optimizer<float>(L, tc);
   const std::string missing = rewrite("muon.st", "missing.st", [](StFile& f) {
     std::erase_if(f.tensors, [](const auto& t) { return t.first == "muon.momentum"; });
   });
   expect_error([&] { load_state(missing, *muon); }, {"missing.st", "lacks tensor 'muon.momentum'"});
-  tc.optimizer = "adamw";
+  tc.optimizer = OptimizerKind::AdamW;
   auto adam = make_optimizer<float>(L, tc);
   const std::string extra = rewrite("adamw.st", "extra.st", [&](StFile& f) {
     f.tensors.push_back(read_safetensors(dir / "muon.st").tensors.back());
@@ -743,10 +750,10 @@ TEST(Checkpoint, StateOfAnotherOptimizerIsRefused) {
 
   // Through train(): a Muon run cannot be resumed with SGD.
   TrainSetup s;
-  s.train.optimizer = "muon", s.train.steps = 4, s.train.eval_every = 0;
+  s.train.optimizer = OptimizerKind::Muon, s.train.steps = 4, s.train.eval_every = 0;
   s.run(dir / "run", 2);
   TrainSetup other = s;
-  other.train.optimizer = "sgd";
+  other.train.optimizer = OptimizerKind::Sgd;
   expect_error([&] { other.run(dir / "run", 0, true); }, {"optimizer 'muon'", "not of 'sgd'"});
 }
 
@@ -757,7 +764,7 @@ TEST(TrainOptimizers, ShortMuonRunLowersTheLoss) {
   std::map<std::string, TrainResult> results;
   for (const char* opt : {"muon", "adamw", "sgd"}) {
     TrainSetup s;
-    s.train.optimizer = opt, s.train.steps = 60, s.train.warmup = 5, s.train.eval_every = 0;
+    s.train.optimizer = parse_optimizer(opt), s.train.steps = 60, s.train.warmup = 5, s.train.eval_every = 0;
     if (std::string(opt) == "sgd") s.train.lr = 0.3;
     results[opt] = s.run("");
     const TrainResult& r = results[opt];

@@ -103,7 +103,7 @@ struct TrainSetup {
   TrainSetup() {
     model.n_layer = 1, model.d_model = 16, model.n_head = 2, model.d_ff = 32, model.context = 16;
     train.batch = 4, train.steps = 12, train.lr = 3e-3, train.warmup = 2, train.seed = 42;
-    train.eval_every = 5, train.eval_batches = 2, train.wd_policy = "iwd";
+    train.eval_every = 5, train.eval_batches = 2, train.wd_policy = WdPolicy::Iwd;
     data = split_text(synthetic_text(200 * 1024, 8), model.context, "synthetic");
   }
   TrainResult run(const std::string& out, int stop_at = 0, bool resume = false) const {

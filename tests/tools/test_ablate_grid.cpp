@@ -58,12 +58,12 @@ TEST(AblateGrid, ArmsResolveAsTrainBuildsThem) {
   EXPECT_EQ(a.model, m);
   EXPECT_EQ(a.train.steps, 40);
   EXPECT_EQ(a.train.lr, 1e-3);
-  EXPECT_EQ(a.train.wd_policy, "iwd") << "unified implies --wd-policy iwd, as in scalevec train";
+  EXPECT_EQ(a.train.wd_policy, WdPolicy::Iwd) << "unified implies --wd-policy iwd, as in scalevec train";
   EXPECT_EQ(a.train.ckpt_every, a.train.eval_every) << "a checkpoint at every evaluation unless given";
   EXPECT_FALSE(a.resolved().at("train").contains("seed")) << "the seed is each run's own";
   // The arm's own flags win over the common ones; an explicit --wd-policy wins over the implied.
   EXPECT_EQ(resolve_arm("x", "tiny", "--lr 2e-3", "--lr 5e-4").train.lr, 5e-4);
-  EXPECT_EQ(resolve_arm("x", "tiny", "", "--scale unified --wd-policy none").train.wd_policy, "none");
+  EXPECT_EQ(resolve_arm("x", "tiny", "", "--scale unified --wd-policy none").train.wd_policy, WdPolicy::None);
 }
 
 TEST(AblateGrid, FlagsThatAblateOwnsAreRefused) {

@@ -19,8 +19,8 @@ TEST(TrainFlags, SetTheFieldsAndRoundTripThroughJson) {
             false);
   TrainConfig t = train_preset("tiny");
   flags.apply(t);
-  EXPECT_EQ(t.optimizer, "muon");
-  EXPECT_EQ(t.schedule, "wsd");
+  EXPECT_EQ(t.optimizer, OptimizerKind::Muon);
+  EXPECT_EQ(t.schedule, ScheduleKind::Wsd);
   EXPECT_EQ(t.muon_lr, 0.03);
   EXPECT_EQ(t.muon_momentum, 0.9);
   EXPECT_EQ(t.ns_steps, 6);

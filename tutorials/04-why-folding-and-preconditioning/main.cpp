@@ -47,8 +47,8 @@ static Tracked track(const TextData& data, const std::string& name, const std::s
                      const std::string& optimizer, double lr, double wd, int steps, int every) {
   const ModelConfig cfg = chapter::model("baseline");
   TrainConfig tc = chapter::training(steps, 1);
-  tc.optimizer = optimizer, tc.lr = lr, tc.weight_decay = wd, tc.sgd_momentum = 0;
-  tc.wd_policy = "all", tc.schedule = "constant", tc.warmup = 0, tc.grad_clip = 0;
+  tc.optimizer = parse_optimizer(optimizer), tc.lr = lr, tc.weight_decay = wd, tc.sgd_momentum = 0;
+  tc.wd_policy = WdPolicy::All, tc.schedule = ScheduleKind::Constant, tc.warmup = 0, tc.grad_clip = 0;
   Transformer<float> m(cfg, tc.batch);
   m.init(tc.seed);
   auto opt = make_optimizer<float>(m.layout(), tc);

@@ -59,7 +59,7 @@ inline void compare(const std::vector<Arm>& arms, const TextData& data, int step
   for (size_t a = 0; a < arms.size(); a++)
     for (int s = 1; s <= seeds; s++) {
       TrainConfig t = training(steps, (uint64_t)s);
-      t.wd_policy = arms[a].wd_policy;
+      t.wd_policy = parse_wd_policy(arms[a].wd_policy);
       val[a].push_back(run(arms[a].model, t, data));
     }
   std::printf("   %-22s %-20s %s\n", "arm", "val loss (mean ± std)", "paired diff to the first arm");
