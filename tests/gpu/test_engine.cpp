@@ -1,4 +1,4 @@
-// The CUDA engine inside the real trainer (gpu/engine.cpp behind ref/train/trainer.h's StepEngine,
+// The CUDA engine inside the real trainer (gpu/engine.cpp behind ref/train/engine.h's StepEngine,
 // what `scalevec train --device cuda` runs) and the GPU side of `gradcheck --device cuda`
 // (StepEngine::gradient compared by ref/check/grad_compare.h), against the CPU trainer and the
 // double gradient. Like test_gpu.cpp this builds
