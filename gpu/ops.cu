@@ -520,19 +520,22 @@ void scale_inplace(float* x, float s, size_t n) {
 // ---------------------------------------------------------------------------------------------
 // Scale-vector parameterizations: one block computes γ (d is small: a model width).
 
-__global__ void scale_vector_forward_kernel(float* gamma, const float* param, const float* beta, int kind, int d) {
+// One switch per kernel over every ScaleParam, no default: a new kind that is not handled here
+// is a compile warning (-Wswitch), and the host wrappers reject values outside the enum.
+__global__ void scale_vector_forward_kernel(float* gamma, const float* param, const float* beta,
+                                            ScaleParam kind, int d) {
   float inv_rms = 1.f;
-  if (kind == 3) {
+  if (kind == ScaleParam::MagDirNormalized) {
     float ss = 0.f;
     for (int c = threadIdx.x; c < d; c += blockDim.x) ss += param[c] * param[c];
     inv_rms = 1.f / sqrtf(block_sum(ss) / d);
   }
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     switch (kind) {
-      case 0: gamma[c] = 1.f; break;
-      case 1: gamma[c] = param[c]; break;
-      case 2: gamma[c] = beta[0] * param[c]; break;
-      default: gamma[c] = beta[0] * param[c] * inv_rms; break;
+      case ScaleParam::None: gamma[c] = 1.f; break;
+      case ScaleParam::Gamma: gamma[c] = param[c]; break;
+      case ScaleParam::MagDir: gamma[c] = beta[0] * param[c]; break;
+      case ScaleParam::MagDirNormalized: gamma[c] = beta[0] * param[c] * inv_rms; break;
     }
   }
 }
@@ -540,15 +543,20 @@ __global__ void scale_vector_forward_kernel(float* gamma, const float* param, co
 // gamma: dparam += dγ; magdir: dα += β dγ, dβ += αᵀ dγ; magdir-normalized: â = α/rms(α),
 // dβ += âᵀ dγ, dα += (β dγ − â mean(β dγ ⊙ â)) / rms(α).
 __global__ void scale_vector_backward_kernel(float* dparam, float* dbeta, const float* dgamma,
-                                             const float* param, const float* beta, int kind, int d) {
-  if (kind == 0) return;
-  if (kind == 1) {
-    for (int c = threadIdx.x; c < d; c += blockDim.x) dparam[c] += dgamma[c];
-    return;
+                                             const float* param, const float* beta, ScaleParam kind,
+                                             int d) {
+  bool normalized = false;
+  switch (kind) {
+    case ScaleParam::None: return;
+    case ScaleParam::Gamma:
+      for (int c = threadIdx.x; c < d; c += blockDim.x) dparam[c] += dgamma[c];
+      return;
+    case ScaleParam::MagDir: break;
+    case ScaleParam::MagDirNormalized: normalized = true; break;
   }
   const float b = beta[0];
   float inv_rms = 1.f;
-  if (kind == 3) {
+  if (normalized) {
     float ss = 0.f;
     for (int c = threadIdx.x; c < d; c += blockDim.x) ss += param[c] * param[c];
     inv_rms = 1.f / sqrtf(block_sum(ss) / d);
@@ -562,18 +570,30 @@ __global__ void scale_vector_backward_kernel(float* dparam, float* dbeta, const 
   db = block_sum(db);
   dot = block_sum(dot);
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
-    if (kind == 2) dparam[c] += b * dgamma[c];
+    if (!normalized) dparam[c] += b * dgamma[c];
     else dparam[c] += (b * dgamma[c] - param[c] * inv_rms * (dot / d)) * inv_rms;
   }
   if (threadIdx.x == 0) dbeta[0] += db;
 }
 
-void scale_vector_forward(float* gamma, const float* param, const float* beta, int kind, int d) {
+namespace {
+void check_kind(ScaleParam kind) {
+  switch (kind) {
+    case ScaleParam::None: case ScaleParam::Gamma: case ScaleParam::MagDir:
+    case ScaleParam::MagDirNormalized: return;
+  }
+  unknown_scale_param(kind);
+}
+}  // namespace
+
+void scale_vector_forward(float* gamma, const float* param, const float* beta, ScaleParam kind, int d) {
+  check_kind(kind);
   scale_vector_forward_kernel<<<1, 256>>>(gamma, param, beta, kind, d);
   SV_LAUNCH_CHECK();
 }
 void scale_vector_backward(float* dparam, float* dbeta, const float* dgamma, const float* param,
-                           const float* beta, int kind, int d) {
+                           const float* beta, ScaleParam kind, int d) {
+  check_kind(kind);
   scale_vector_backward_kernel<<<1, 256>>>(dparam, dbeta, dgamma, param, beta, kind, d);
   SV_LAUNCH_CHECK();
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "precision.h"
+#include "ref/ops/scale_vector.h"
 
 namespace scalevec::gpu {
 
@@ -66,12 +67,12 @@ void add(float* out, const float* a, const float* b, size_t n);      // out = a 
 void accumulate(float* out, const float* a, size_t n);                // out += a
 void scale_inplace(float* x, float s, size_t n);                      // x *= s
 
-// ---- scale-vector parameterizations (ref/scale/vector.h): γ from the parameters, and the
-// backward that chains dγ into them. kind: 0 none, 1 gamma, 2 magdir, 3 magdir-normalized.
-// beta may be null for kinds 0 and 1. Deterministic (one block).
-void scale_vector_forward(float* gamma, const float* param, const float* beta, int kind, int d);
+// ---- scale-vector parameterizations (ref/ops/scale_vector.h): γ from the parameters, and the
+// backward that chains dγ into them. beta may be null for none and gamma. A kind outside the enum
+// throws before any launch. Deterministic (one block).
+void scale_vector_forward(float* gamma, const float* param, const float* beta, ScaleParam kind, int d);
 void scale_vector_backward(float* dparam, float* dbeta, const float* dgamma, const float* param,
-                           const float* beta, int kind, int d);
+                           const float* beta, ScaleParam kind, int d);
 
 // ---- optimizer updates on [offset, offset + n) of the flat buffers (ref/train/optim.h)
 // beta1, beta2 in double: 1 − β is formed in double and rounded once, as the reference does.

@@ -1,5 +1,5 @@
 // scalevec trace: one forward and backward pass of a small model in double precision, printing
-// every named step of the model's call list (ref/model/block.h, ref/model/transformer.cpp) with
+// every named step of the model's call list (ref/model/block.h, ref/model/transformer.h) with
 // its shape, rms and first values, the loss, then every gradient in the order the backward
 // computes it. --dump writes them all as one safetensors file; --save-dir also writes the model
 // and the batch, so that `tools/torch_ref.py trace --dir DIR --compare` reruns the same pass in

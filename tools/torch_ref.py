@@ -702,7 +702,7 @@ def cmd_check(args):
 
 def trace_backward_order(model, forward_names):
     """The gradient names (without "grad/") in the order scalevec's backward computes them
-    (ref/model/block.h, ref/model/transformer.cpp): each activation when its backward step
+    (ref/model/block.h, ref/model/transformer.h): each activation when its backward step
     produces it, the parameters of a part once the part is done (final norm and head after the
     final part, each block's after its backward, tok_emb last)."""
     have = set(forward_names)

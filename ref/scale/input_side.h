@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "../ops/scale.h"
+#include "../ops/backend.h"
 #include "fold.h"
 #include "vector.h"
 
@@ -28,7 +28,7 @@ struct InputBranch {
                             // (DNP, QK-Norm, or a post-norm after v or up)
 };
 
-template <class T>
+template <class T, class Ops = CpuOps<T>>
 class InputSideScale {
  public:
   InputSideScale() = default;
@@ -50,8 +50,7 @@ class InputSideScale {
           fold += " " + branches[f].w_name;
           cancelled = cancelled && branches[f].normalized;
         }
-      const bool magdir = param == ScaleParam::MagDir || param == ScaleParam::MagDirNormalized;
-      const ScaleParam p = (skip_cancelled && cancelled && magdir) ? ScaleParam::Gamma : param;
+      const ScaleParam p = (skip_cancelled && cancelled && has_magnitude(param)) ? ScaleParam::Gamma : param;
       const std::string base = per_branch ? site + "." + branches[g].name : site;
       gammas_.emplace_back(layout, base, "gamma", C, p, ScaleSiteInfo{ScaleType::Input, fold, cancelled});
       names_.push_back(base);
@@ -68,7 +67,7 @@ class InputSideScale {
     n_ = n;
     for (size_t g = 0; g < gammas_.size(); g++)
       if (!gammas_[g].identity())
-        scale_forward(a_[g].data(), n, gammas_[g].forward(params), N, C_);
+        Ops::scale_forward(a_[g].data(), n, gammas_[g].forward(params), N, C_);
   }
   const T* input(int branch) const {  // (N, C)
     const int g = group_of_[branch];
@@ -78,7 +77,7 @@ class InputSideScale {
   // Backward protocol: zero_grad, then each branch's linear backward accumulates into
   // dinput(branch), then backward() pushes those gradients into dn and into γ.
   void zero_grad(int N) {
-    for (auto& d : da_) std::fill(d.begin(), d.begin() + (size_t)N * C_, T(0));
+    for (auto& d : da_) Ops::zero(d.data(), (size_t)N * C_);
   }
   T* dinput(int branch) { return da_[group_of_[branch]].data(); }
 
@@ -87,17 +86,17 @@ class InputSideScale {
     for (size_t g = 0; g < gammas_.size(); g++) {
       T* da = da_[g].data();
       if (gammas_[g].identity()) {
-        for (size_t i = 0; i < (size_t)N * C_; i++) dn[i] += da[i];
+        Ops::accumulate(dn, da, (size_t)N * C_);
         continue;
       }
-      scale_backward(dn, gammas_[g].grad(), da, n_, gammas_[g].value(), N, C_);
+      Ops::scale_backward(dn, gammas_[g].grad(), da, n_, gammas_[g].value(), N, C_);
       gammas_[g].backward(params, grads);
     }
   }
   // [end]
 
-  // Structure, for the CUDA mirror: the scale of each group and the group of each branch.
-  const std::vector<ScaleVector<T>>& groups() const { return gammas_; }
+  // Structure (for `scalevec diagram` and the trace): the scale of each group, the group of each branch.
+  const std::vector<ScaleVector<T, Ops>>& groups() const { return gammas_; }
   int group_of(int branch) const { return group_of_[branch]; }
   int branches() const { return (int)group_of_.size(); }
 
@@ -118,10 +117,10 @@ class InputSideScale {
  private:
   int C_ = 0;
   std::vector<int> group_of_;             // branch -> group
-  std::vector<ScaleVector<T>> gammas_;    // one per group
+  std::vector<ScaleVector<T, Ops>> gammas_;  // one per group
   std::vector<std::string> names_;        // one per group: parameter prefix
   std::vector<FoldTarget> targets_;       // one per branch: its linear map
-  std::vector<std::vector<T>> a_, da_;    // per group: (N, C) branch input and its gradient
+  std::vector<typename Ops::Array> a_, da_;  // per group: (N, C) branch input and its gradient
   const T* n_ = nullptr;                  // the normalized input of the last forward
 };
 

@@ -17,13 +17,13 @@
 #include <string>
 #include <vector>
 
-#include "../ops/rmsnorm.h"
-#include "../ops/scale.h"
+#include "../ops/backend.h"
 #include "fold.h"
+#include "vector.h"
 
 namespace scalevec {
 
-template <class T>
+template <class T, class Ops = CpuOps<T>>
 class OutputSide {
  public:
   OutputSide() = default;  // identity
@@ -49,19 +49,18 @@ class OutputSide {
       : d_(d), heads_(s.heads), eps_(T(s.eps)) {
     rows_ = w;
     rows_.columns = false;
-    const bool magdir = s.param == ScaleParam::MagDir || s.param == ScaleParam::MagDirNormalized;
     auto param_for = [&](bool cancelled) {
-      return s.skip_cancelled && cancelled && magdir ? ScaleParam::Gamma : s.param;
+      return s.skip_cancelled && cancelled && has_magnitude(s.param) ? ScaleParam::Gamma : s.param;
     };
     if (s.dp) {  // Input-type. A normalization after it (stage 2 or downstream) cancels its magnitude.
       dp_name_ = branch + "_dp";
       const bool cancelled = !s.norm.empty() || s.downstream_norm;
-      dp_ = ScaleVector<T>(layout, dp_name_, "u", d, param_for(cancelled),
+      dp_ = ScaleVector<T, Ops>(layout, dp_name_, "u", d, param_for(cancelled),
                            {ScaleType::Input, "rows of " + w_name, cancelled});
     }
     if (!s.norm.empty()) {
       norm_name_ = s.norm;
-      norm_ = ScaleVector<T>(layout, s.norm, s.norm_symbol, d, param_for(s.downstream_norm),
+      norm_ = ScaleVector<T, Ops>(layout, s.norm, s.norm_symbol, d, param_for(s.downstream_norm),
                              {ScaleType::Output,
                               "none: restores the magnitude the normalization before it removes",
                               s.downstream_norm});
@@ -72,9 +71,9 @@ class OutputSide {
   }
 
   bool identity() const { return dp_.identity() && !has_norm_; }
-  // Structure, for the CUDA mirror.
-  const ScaleVector<T>& dp() const { return dp_; }
-  const ScaleVector<T>& norm_scale() const { return norm_; }
+  // Structure, for `scalevec diagram`.
+  const ScaleVector<T, Ops>& dp() const { return dp_; }
+  const ScaleVector<T, Ops>& norm_scale() const { return norm_; }
   bool has_norm() const { return has_norm_; }
   int heads() const { return heads_; }
   T eps() const { return eps_; }
@@ -86,17 +85,17 @@ class OutputSide {
     const T* in = z;
     if (!dp_.identity()) {
       T* out = has_norm_ ? y1_.data() : y;
-      scale_forward(out, z, dp_.forward(P), N, d_);       // y1 = u ⊙ z
+      Ops::scale_forward(out, z, dp_.forward(P), N, d_);  // y1 = u ⊙ z
       in = out;
     }
     if (!has_norm_) {
-      if (in != y) std::copy(in, in + (size_t)N * d_, y);  // no stage at all: identity
+      if (in != y) Ops::copy(y, in, (size_t)N * d_);     // no stage at all: identity
       return;
     }
     const int hs = d_ / heads_;                            // N_h: rows of hs channels
-    rmsnorm_forward(n_.data(), rstd_.data(), in, N * heads_, hs, hs, eps_);
-    if (norm_.identity()) std::copy(n_.begin(), n_.begin() + (size_t)N * d_, y);
-    else scale_forward(y, n_.data(), norm_.forward(P), N, d_);  // y = s ⊙ N_h(y1)
+    Ops::rmsnorm_forward(n_.data(), rstd_.data(), in, N * heads_, hs, eps_);
+    if (norm_.identity()) Ops::copy(y, n_.data(), (size_t)N * d_);
+    else Ops::scale_forward(y, n_.data(), norm_.forward(P), N, d_);  // y = s ⊙ N_h(y1)
   }
 
   // dz += d(output)/dz applied to dy; scale gradients go to G.
@@ -104,22 +103,22 @@ class OutputSide {
     const T* d_in = dy;
     if (has_norm_) {
       const size_t n = (size_t)N * d_;
-      std::fill(dn_.begin(), dn_.begin() + n, T(0));
-      if (norm_.identity()) std::copy(dy, dy + n, dn_.begin());
-      else scale_backward(dn_.data(), norm_.grad(), dy, n_.data(), norm_.value(), N, d_);
+      Ops::zero(dn_.data(), n);
+      if (norm_.identity()) Ops::copy(dn_.data(), dy, n);
+      else Ops::scale_backward(dn_.data(), norm_.grad(), dy, n_.data(), norm_.value(), N, d_);
       norm_.backward(P, G);
       const int hs = d_ / heads_;
       T* target = dp_.identity() ? dz : dy1_.data();       // d(input of N_h)
-      if (!dp_.identity()) std::fill(dy1_.begin(), dy1_.begin() + n, T(0));
-      rmsnorm_backward(target, dn_.data(), n_.data(), rstd_.data(), N * heads_, hs, hs);
+      if (!dp_.identity()) Ops::zero(dy1_.data(), n);
+      Ops::rmsnorm_backward(target, dn_.data(), n_.data(), rstd_.data(), N * heads_, hs);
       if (dp_.identity()) return;
       d_in = dy1_.data();
     }
     if (!dp_.identity()) {                                 // y1 = u ⊙ z
-      scale_backward(dz, dp_.grad(), d_in, z_, dp_.value(), N, d_);
+      Ops::scale_backward(dz, dp_.grad(), d_in, z_, dp_.value(), N, d_);
       dp_.backward(P, G);
     } else if (!has_norm_) {
-      for (size_t i = 0; i < (size_t)N * d_; i++) dz[i] += dy[i];
+      Ops::accumulate(dz, dy, (size_t)N * d_);
     }
   }
   // [end]
@@ -136,11 +135,11 @@ class OutputSide {
   FoldTarget rows_;                    // the rows of the branch's linear map
   bool has_norm_ = false;
   std::string dp_name_, norm_name_;
-  ScaleVector<T> dp_, norm_;           // stage 1 u (DP), stage 2 scale (DNP u / QK-Norm γ / post γ)
+  ScaleVector<T, Ops> dp_, norm_;      // stage 1 u (DP), stage 2 scale (DNP u / QK-Norm γ / post γ)
   const T* z_ = nullptr;               // (N, d) raw branch output of the last forward (the
                                        // caller keeps it alive until backward)
-  std::vector<T> y1_, dy1_;            // (N, d) stage-1 output and its gradient (both stages)
-  std::vector<T> n_, rstd_, dn_;       // (N, d), (N*heads,), (N, d): N_h output, its 1/rms, grad
+  typename Ops::Array y1_, dy1_;       // (N, d) stage-1 output and its gradient (both stages)
+  typename Ops::Array n_, rstd_, dn_;  // (N, d), (N*heads,), (N, d): N_h output, its 1/rms, grad
 };
 
 }  // namespace scalevec

@@ -1,10 +1,10 @@
-// A host double of the CUDA mirror's kernels (gpu/ops.h, each by its reference op or the same
-// formula in a loop) and of the five CUDA runtime calls the host code makes (memory as malloc).
-// Linked into test_gpu_host instead of ops.cu and the CUDA runtime, it lets every machine without
-// a GPU (CI) check the GPU path's host code, gpu/model.cpp and gpu/optim.cpp, against the
-// reference step for step: which buffers each step reads and writes, what it zeroes, what it
-// accumulates, the parameter offsets, the optimizer groups. The kernels themselves are checked
-// only on a GPU (test_gpu). Not part of any library.
+// A host double of the CUDA backend's kernels (gpu/ops.h, each by its reference op: no formula of
+// the model is written here) and of the five CUDA runtime calls the host code makes (memory as
+// malloc). Linked into test_gpu_host instead of ops.cu and the CUDA runtime, it lets every machine
+// without a GPU (CI) run the GPU path, Transformer<float, CudaOps> with gpu/backend.cpp and
+// gpu/optim.cpp, against the reference: which buffers each step reads and writes, what it zeroes,
+// what it accumulates, the parameter offsets, the optimizer groups. The kernels themselves are
+// checked only on a GPU (test_gpu). Not part of any library.
 //
 // The reduced precisions are emulated exactly as gpu/precision.h defines them: every matrix
 // product rounds its two operands (round to nearest even, to 10 or 7 explicit mantissa bits) and
@@ -131,21 +131,8 @@ void crossentropy_backward(float* d, const float* l, const int32_t* t, int N, in
 void add(float* o, const float* a, const float* b, size_t n) { for (size_t i = 0; i < n; i++) o[i] = a[i] + b[i]; }
 void accumulate(float* o, const float* a, size_t n) { for (size_t i = 0; i < n; i++) o[i] += a[i]; }
 void scale_inplace(float* x, float s, size_t n) { for (size_t i = 0; i < n; i++) x[i] *= s; }
-void scale_vector_forward(float* gamma, const float* p, const float* beta, int kind, int d) {
-  float ss = 0; for (int c = 0; c < d; c++) ss += p[c] * p[c];
-  const float inv = kind == 3 ? 1.f / std::sqrt(ss / d) : 1.f;
-  for (int c = 0; c < d; c++) gamma[c] = kind == 0 ? 1.f : kind == 1 ? p[c] : kind == 2 ? beta[0] * p[c] : beta[0] * p[c] * inv;
-}
-void scale_vector_backward(float* dp, float* db, const float* dg, const float* p, const float* beta, int kind, int d) {
-  if (kind == 0) return;
-  if (kind == 1) { for (int c = 0; c < d; c++) dp[c] += dg[c]; return; }
-  float ss = 0; for (int c = 0; c < d; c++) ss += p[c] * p[c];
-  const float inv = kind == 3 ? 1.f / std::sqrt(ss / d) : 1.f, b = beta[0];
-  float dbeta = 0, dot = 0;
-  for (int c = 0; c < d; c++) { dbeta += p[c] * inv * dg[c]; dot += b * dg[c] * p[c] * inv; }
-  for (int c = 0; c < d; c++) dp[c] += kind == 2 ? b * dg[c] : (b * dg[c] - p[c] * inv * (dot / d)) * inv;
-  db[0] += dbeta;
-}
+void scale_vector_forward(float* gamma, const float* p, const float* beta, ScaleParam kind, int d) { scalevec::scale_vector_forward(gamma, p, beta, kind, d); }
+void scale_vector_backward(float* dp, float* db, const float* dg, const float* p, const float* beta, ScaleParam kind, int d) { scalevec::scale_vector_backward(dp, db, dg, p, beta, kind, d); }
 void adamw_update(float* p, float* m, float* v, const float* g, size_t n, float lr, double b1d, double b2d, float bc1, float bc2s, float eps, float shrink) {
   const float ss = lr / bc1, b1 = float(b1d), b2 = float(b2d), o1 = float(1 - b1d), o2 = float(1 - b2d);
   for (size_t i = 0; i < n; i++) { p[i] *= shrink; m[i] = b1 * m[i] + o1 * g[i]; v[i] = b2 * v[i] + o2 * g[i] * g[i]; p[i] -= ss * m[i] / (std::sqrt(v[i]) / bc2s + eps); }

@@ -440,15 +440,23 @@ TEST(ScaleVectorGpu, EveryParameterization) {
       auto gP = dev(P), gG = dev_zeros(G.size()), gg = dev_zeros(d), gdg = dev(dgamma);
       const bool md = kind != ScaleParam::Gamma;
       gpu::scale_vector_forward(gg.data(), gP.data() + sv.offset(), md ? gP.data() + sv.beta_offset() : nullptr,
-                                (int)kind, d);
+                                kind, d);
       gpu::scale_vector_backward(gG.data() + sv.offset(), md ? gG.data() + sv.beta_offset() : nullptr,
                                  gdg.data(), gP.data() + sv.offset(),
-                                 md ? gP.data() + sv.beta_offset() : nullptr, (int)kind, d);
+                                 md ? gP.data() + sv.beta_offset() : nullptr, kind, d);
       const std::string s = fmt::format("scale vector {} d={}", scale_param_name(kind), d);
       compare(s + " gamma", gg.to_host(), gamma_ref, kOpTol);
       compare(s + " param grads", gG.to_host(), G, kOpTol);
     }
   }
+}
+
+// A kind outside the enum is rejected on the host, before any launch (no kernel treats it as
+// another kind). Runs on the host double too: there the reference op rejects it.
+TEST(ScaleVectorGpu, UnknownKindIsAnError) {
+  const ScaleParam bogus = static_cast<ScaleParam>(7);
+  EXPECT_THROW(gpu::scale_vector_forward(nullptr, nullptr, nullptr, bogus, 4), Error);
+  EXPECT_THROW(gpu::scale_vector_backward(nullptr, nullptr, nullptr, nullptr, nullptr, bogus, 4), Error);
 }
 
 TEST(NewtonSchulzGpu, WideAndTall) {
@@ -547,6 +555,16 @@ TEST_P(ModelGpu, LossAndEveryGradientOneStepAndTenSteps) {
     ref.backward(), g.backward();
     if (s == 1 || s == steps) {
       const Vec grads = g.get_grads();
+#ifdef SCALEVEC_GPU_HOST_DOUBLE
+      // On the host double the GPU path is the reference's own model code on the CUDA backend,
+      // whose ops here are the reference ops: the first step's loss and every gradient must be
+      // the reference's bits (a wrong argument, offset or missing zeroing in gpu/backend.* breaks it).
+      if (s == 1) {
+        EXPECT_EQ(l_gpu, l_ref) << mc.name << " loss";
+        EXPECT_EQ(0, std::memcmp(grads.data(), ref.grads.data(), grads.size() * sizeof(float)))
+            << mc.name << " " << mc.optimizer << ": gradients not bit-identical to the reference";
+      }
+#endif
       const double rms_all = rms_of(ref.grads);
       std::printf("[cmp] %-44s rms of all gradients %.3e\n",
                   fmt::format("{} {} step {}", mc.name, mc.optimizer, s).c_str(), rms_all);

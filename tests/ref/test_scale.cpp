@@ -174,6 +174,18 @@ struct SiteCase {
   }
 };
 
+// The parameterization is a type: a value outside the enum (a corrupt cast, a kind added to the
+// enum but not to the ops) is an error in both ops, never treated as another kind.
+TEST(Parameterization, UnknownKindIsAnError) {
+  const ScaleParam bogus = static_cast<ScaleParam>(7);
+  std::vector<float> gamma(4), p(4, 1.f), dp(4), beta(1, 1.f), db(1);
+  EXPECT_THROW(scale_vector_forward(gamma.data(), p.data(), beta.data(), bogus, 4), Error);
+  EXPECT_THROW(scale_vector_backward(dp.data(), db.data(), gamma.data(), p.data(), beta.data(), bogus, 4),
+               Error);
+  for (ScaleParam k : {ScaleParam::None, ScaleParam::Gamma, ScaleParam::MagDir, ScaleParam::MagDirNormalized})
+    EXPECT_NO_THROW(scale_vector_forward(gamma.data(), p.data(), beta.data(), k, 4)) << scale_param_name(k);
+}
+
 TEST(InputSide, SharedAndBranchSpecificFiniteDifferences) {
   for (bool hg : {false, true})
     for (ScaleParam kind : {ScaleParam::Gamma, ScaleParam::MagDir, ScaleParam::MagDirNormalized}) {
