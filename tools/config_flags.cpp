@@ -30,8 +30,7 @@ FlagSet<ModelConfig> model_flags(CLI::App& app) {
   auto custom = [](ModelConfig& c) { c.scale = "custom"; };
   f.template add_custom<std::string>(
        app, "--scale-param",
-       "parameterization of every scale vector: none, gamma, magdir (beta*alpha), "
-       "magdir-normalized (beta*alpha/rms(alpha))",
+       "parameterization of every scale vector: " + scale_param_help(),
        [=](ModelConfig& c, const std::string& v) { c.sc.param = parse_scale_param(v), custom(c); })
       ->check(CLI::IsMember(scale_param_list()));
   f.template add_custom<bool>(app, "--hg,!--no-hg",

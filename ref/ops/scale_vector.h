@@ -16,14 +16,57 @@
 namespace scalevec {
 
 enum class ScaleParam { None, Gamma, MagDir, MagDirNormalized };
+// Every kind, in enum order: the one list that names, flags and tests iterate.
+inline constexpr ScaleParam kScaleParams[] = {ScaleParam::None, ScaleParam::Gamma, ScaleParam::MagDir,
+                                              ScaleParam::MagDirNormalized};
 
-// Whether a parameterization has a magnitude β (the magdir kinds).
-inline bool has_magnitude(ScaleParam p) { return p == ScaleParam::MagDir || p == ScaleParam::MagDirNormalized; }
+
+// A kind's name (flags, files) and its formula (ASCII, for --help).
+inline const char* scale_param_name(ScaleParam p) {
+  switch (p) {
+    case ScaleParam::None: return "none";
+    case ScaleParam::Gamma: return "gamma";
+    case ScaleParam::MagDir: return "magdir";
+    case ScaleParam::MagDirNormalized: return "magdir-normalized";
+  }
+  return "?";
+}
+inline const char* scale_param_formula(ScaleParam p) {
+  switch (p) {
+    case ScaleParam::None: return "gamma = 1, no parameters";
+    case ScaleParam::Gamma: return "gamma itself";
+    case ScaleParam::MagDir: return "beta*alpha";
+    case ScaleParam::MagDirNormalized: return "beta*alpha/rms(alpha)";
+  }
+  return "?";
+}
+
+// The parameters a kind declares (ScaleVector puts them in the layout): a (d,) vector, named by
+// the site's symbol ("gamma" or "u") unless `vector_name` is set, and a magnitude β (1,); both
+// start at the value that makes γ = 1 (what folding resets them to).
+struct ScaleParamSpec {
+  bool vector = false;                // declares a (d,) parameter
+  const char* vector_name = nullptr;  // nullptr: the site's symbol
+  double vector_identity = 1.0;       // its value for γ = 1
+  bool magnitude = false;             // declares β (1,), identity 1
+};
+inline ScaleParamSpec scale_param_spec(ScaleParam p) {
+  switch (p) {
+    case ScaleParam::None: return {};
+    case ScaleParam::Gamma: return {true, nullptr, 1.0, false};
+    case ScaleParam::MagDir:
+    case ScaleParam::MagDirNormalized: return {true, "alpha", 1.0, true};
+  }
+  return {};
+}
 
 // A value outside the enum (a corrupt cast) is an error, never treated as another kind.
 [[noreturn]] inline void unknown_scale_param(ScaleParam p) {
   throw Error(fmt::format("unknown scale parameterization {}", int(p)));
 }
+
+// Whether a parameterization has a magnitude β (the magdir kinds).
+inline bool has_magnitude(ScaleParam p) { return scale_param_spec(p).magnitude; }
 
 // [snippet:scale_vector_ops]
 // param: γ (gamma) or α (magdir kinds), (d,); beta: β, (1,), magdir kinds only (else unused).

@@ -6,21 +6,17 @@
 
 namespace scalevec {
 
-const char* scale_param_name(ScaleParam p) {
-  switch (p) {
-    case ScaleParam::None: return "none";
-    case ScaleParam::Gamma: return "gamma";
-    case ScaleParam::MagDir: return "magdir";
-    case ScaleParam::MagDirNormalized: return "magdir-normalized";
-  }
-  return "?";
+std::string scale_param_help() {
+  std::vector<std::string> parts;
+  for (ScaleParam p : kScaleParams)
+    parts.push_back(fmt::format("{} ({})", scale_param_name(p), scale_param_formula(p)));
+  return fmt::format("{}", fmt::join(parts, ", "));
 }
 
 const std::vector<std::string>& scale_param_list() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> n;
-    for (ScaleParam p : {ScaleParam::None, ScaleParam::Gamma, ScaleParam::MagDir, ScaleParam::MagDirNormalized})
-      n.push_back(scale_param_name(p));
+    for (ScaleParam p : kScaleParams) n.push_back(scale_param_name(p));
     return n;
   }();
   return names;
@@ -32,8 +28,7 @@ const char* scale_param_names() {
 }
 
 ScaleParam parse_scale_param(const std::string& s) {
-  for (ScaleParam p : {ScaleParam::None, ScaleParam::Gamma, ScaleParam::MagDir,
-                       ScaleParam::MagDirNormalized})
+  for (ScaleParam p : kScaleParams)
     if (s == scale_param_name(p)) return p;
   throw Error(fmt::format("unknown scale parameterization '{}' (expected one of: {})", s,
                           scale_param_names()));

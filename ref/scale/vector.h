@@ -23,7 +23,8 @@
 
 namespace scalevec {
 
-const char* scale_param_name(ScaleParam p);
+// scale_param_name and scale_param_formula: ref/ops/scale_vector.h.
+std::string scale_param_help();                       // every name with its formula, for --help
 ScaleParam parse_scale_param(const std::string& s);  // throws Error on unknown names
 const char* scale_param_names();                      // "none, gamma, magdir, magdir-normalized"
 const std::vector<std::string>& scale_param_list();   // the same names, for flag checks
@@ -48,20 +49,22 @@ class ScaleVector {
   ScaleVector(ParamLayout& layout, const std::string& base, const std::string& symbol, int d,
               ScaleParam kind, const ScaleSiteInfo& site)
       : kind_(kind), d_(d), gamma_(d), dgamma_(d) {
-    auto declare = [&](const std::string& name, std::vector<int> shape, const std::string& note) {
+    auto declare = [&](const std::string& name, std::vector<int> shape, double init,
+                       const std::string& note) {
       ParamInfo p;
       p.name = name, p.shape = std::move(shape), p.role = Role::Scale;
-      p.scale_type = site.type, p.init_value = 1.0, p.fold = site.fold, p.note = note;
+      p.scale_type = site.type, p.init_value = init, p.fold = site.fold, p.note = note;
       return layout.add(p);
     };
-    if (kind_ == ScaleParam::Gamma) off_ = declare(base + "." + symbol, {d}, "");
-    if (has_magnitude(kind_)) {
-      off_beta_ = declare(base + ".beta", {1},
+    const ScaleParamSpec spec = scale_param_spec(kind_);  // β first, then the vector
+    if (spec.magnitude)
+      off_beta_ = declare(base + ".beta", {1}, 1.0,
                           site.magnitude_cancelled
                               ? "gradient structurally zero up to eps: a later normalization cancels this magnitude"
                               : "");
-      off_ = declare(base + ".alpha", {d}, "");
-    }
+    if (spec.vector)
+      off_ = declare(base + "." + (spec.vector_name ? spec.vector_name : symbol), {d},
+                     spec.vector_identity, "");
     Ops::scale_vector_forward(gamma_.data(), nullptr, nullptr, ScaleParam::None, d_);  // γ = 1
   }
 
@@ -94,9 +97,9 @@ class ScaleVector {
 
   // Sets the parameters so that γ = 1 (used to fold a scale into a linear map).
   void set_identity(T* params) const {
-    if (kind_ == ScaleParam::None) return;
-    std::fill(params + off_, params + off_ + d_, T(1));
-    if (kind_ != ScaleParam::Gamma) params[off_beta_] = T(1);
+    const ScaleParamSpec spec = scale_param_spec(kind_);
+    if (spec.vector) std::fill(params + off_, params + off_ + d_, T(spec.vector_identity));
+    if (spec.magnitude) params[off_beta_] = T(1);
   }
 
  private:

@@ -182,7 +182,7 @@ TEST(Parameterization, UnknownKindIsAnError) {
   EXPECT_THROW(scale_vector_forward(gamma.data(), p.data(), beta.data(), bogus, 4), Error);
   EXPECT_THROW(scale_vector_backward(dp.data(), db.data(), gamma.data(), p.data(), beta.data(), bogus, 4),
                Error);
-  for (ScaleParam k : {ScaleParam::None, ScaleParam::Gamma, ScaleParam::MagDir, ScaleParam::MagDirNormalized})
+  for (ScaleParam k : kScaleParams)
     EXPECT_NO_THROW(scale_vector_forward(gamma.data(), p.data(), beta.data(), k, 4)) << scale_param_name(k);
 }
 
