@@ -1,24 +1,40 @@
 #include "common.h"
 
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
+#ifdef SCALEVEC_OPENBLAS
 extern "C" void openblas_set_num_threads(int);
 extern "C" char* openblas_get_corename(void);
+#endif
 
 namespace scalevec {
 
+// Without OpenMP the reference's loops run on one thread; another BLAS keeps its own threading
+// (its environment variables: VECLIB_MAXIMUM_THREADS for Accelerate, ...).
 void set_num_threads(int n) {
   if (n <= 0) return;
+#ifdef _OPENMP
   omp_set_num_threads(n);
+#endif
+#ifdef SCALEVEC_OPENBLAS
   openblas_set_num_threads(n);
+#endif
 }
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
 
 std::string format_duration(double s) {
   if (!(s >= 0) || s > 1e8) return "?";
@@ -40,7 +56,12 @@ const char* best_kernel() {
   return nullptr;
 }
 
-bool generic_kernel() { return std::strcmp(openblas_get_corename(), "Prescott") == 0; }
+#ifdef SCALEVEC_OPENBLAS
+const char* corename() { return openblas_get_corename(); }
+#else
+const char* corename() { return "(not OpenBLAS)"; }
+#endif
+bool generic_kernel() { return std::strcmp(corename(), "Prescott") == 0; }
 
 }  // namespace
 
@@ -56,7 +77,10 @@ void select_blas_kernel(char** argv) {
 }
 
 std::string blas_kernel_description() {
-  std::string s = fmt::format("OpenBLAS kernels {}", openblas_get_corename());
+#ifndef SCALEVEC_OPENBLAS
+  return "BLAS: not OpenBLAS (SCALEVEC_BLAS=find)";
+#endif
+  std::string s = fmt::format("OpenBLAS kernels {}", corename());
   if (std::getenv("SCALEVEC_BLAS_KERNEL_CHOSEN"))
     s += " (chosen by scalevec: OpenBLAS does not know this CPU and would use its generic Prescott kernels)";
   else if (std::getenv("OPENBLAS_CORETYPE"))

@@ -153,7 +153,7 @@ T Transformer<T, Ops>::forward(const int32_t* tokens, const int32_t* targets, in
     require(tokens[n] >= 0 && tokens[n] < V, "token {} at position {} is not in [0, {})",
             tokens[n], n, V);
   B_ = B, T_ = Tn;
-  std::copy(tokens, tokens + N, tokens_.begin());
+  for (int n = 0; n < N; n++) tokens_[n] = tokens[n];
   const T* P = params.data();
   Ops::embedding_forward(resid_[0].data(), tokens, P + wte_, N, C);     // x_0 = wte[tokens]
   trace("embed", resid_[0].data(), {B, Tn, C});
@@ -168,7 +168,7 @@ T Transformer<T, Ops>::forward(const int32_t* tokens, const int32_t* targets, in
   trace("logits", logits_.data(), {B, Tn, V});
   has_targets_ = targets != nullptr;
   if (!targets) return T(0);
-  std::copy(targets, targets + N, targets_.begin());
+  for (int n = 0; n < N; n++) targets_[n] = targets[n];
   const T loss = Ops::crossentropy_forward(losses_.data(), logits_.data(), targets, N, V);
   trace("loss", &loss, {});
   return loss;

@@ -1,10 +1,14 @@
-// gemm<T>: row-major C = alpha * op(A) * op(B) + beta * C, dispatched to OpenBLAS sgemm/dgemm.
+// gemm<T>: row-major C = alpha * op(A) * op(B) + beta * C, dispatched to the BLAS's sgemm/dgemm (OpenBLAS by default).
 // Everything heavy in the reference goes through this one function, so its semantics are spelled
 // out once: op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides in elements,
 // which lets callers address column slices of wider buffers (e.g. the q part of a fused qkv row).
 #pragma once
 
+#ifdef SCALEVEC_ACCELERATE
+#include <Accelerate/Accelerate.h>
+#else
 #include <cblas.h>
+#endif
 
 namespace scalevec {
 

@@ -8,7 +8,6 @@
 //   * naive linear loops == BLAS; dγ bit-identical for any OpenMP thread count;
 //   * every backward accumulates (+=): calling it twice doubles the gradient.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -352,7 +351,8 @@ TEST(Rmsnorm, InvariantToScalingInputAndGradientScalesInversely) {
 // The scale op y = γ ⊙ x and its dγ = Σ_rows dy ⊙ x.
 
 TEST(Scale, FiniteDifferences) {
-  for (auto [N, C] : {std::pair{4, 5}, std::pair{1, 3}, std::pair{67, 2}}) {
+  for (auto nc : {std::pair{4, 5}, std::pair{1, 3}, std::pair{67, 2}}) {
+    const int N = nc.first, C = nc.second;  // not a structured binding: lambdas capture these
     const std::string name = fmt::format("scale N={} C={}", N, C);
     Rng rng(300 + N);
     Vec x = away_from_zero(rng, (size_t)N * C), gamma = uniform(rng, C, 0.5, 1.5);
@@ -386,15 +386,15 @@ TEST(Scale, DgammaBitIdenticalForAnyThreadCount) {
   for (auto& v : x) v = float(rng.normal());
   for (auto& v : dy) v = float(rng.normal());
   for (auto& v : gamma) v = float(0.5 + rng.uniform());
-  const int saved = omp_get_max_threads();
+  const int saved = num_threads();
   std::vector<std::vector<float>> dgs, dxs;
   for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
+    set_num_threads(threads);
     std::vector<float> dx(N * C, 0.f), dg(C, 0.f);
     scale_backward(dx.data(), dg.data(), dy.data(), x.data(), gamma.data(), N, C);
     dgs.push_back(dg), dxs.push_back(dx);
   }
-  omp_set_num_threads(saved);
+  set_num_threads(saved);
   for (size_t k = 1; k < dgs.size(); k++) {
     EXPECT_EQ(0, std::memcmp(dgs[0].data(), dgs[k].data(), C * sizeof(float)))
         << "dgamma differs between 1 and " << k + 1 << " threads";
@@ -791,7 +791,8 @@ TEST(Embedding, BackwardSumsRepeatedTokens) {
 }
 
 TEST(CrossEntropy, FiniteDifferences) {
-  for (auto [N, V] : {std::pair{3, 7}, std::pair{2, 256}, std::pair{1, 2}}) {
+  for (auto nv : {std::pair{3, 7}, std::pair{2, 256}, std::pair{1, 2}}) {
+    const int N = nv.first, V = nv.second;  // not a structured binding: lambdas capture these
     const std::string name = fmt::format("crossentropy N={} V={}", N, V);
     Rng rng(800 + V);
     Vec logits = away_from_zero(rng, (size_t)N * V, 0.5, 3.0), losses(N);
