@@ -19,6 +19,7 @@
 #include "gpu/ops.h"
 #include "gpu/device.h"
 #include "ref/ops/attention.h"
+#include "ref/ops/backend.h"
 #include "ref/ops/crossentropy.h"
 #include "ref/ops/embedding.h"
 #include "ref/ops/linear.h"
@@ -128,8 +129,8 @@ void embedding_backward(float* dw, const float* dx, const int32_t* pos, const in
 }
 void crossentropy_forward(float* losses, const float* logits, const int32_t* t, int N, int V) { scalevec::crossentropy_forward(losses, logits, t, N, V); }
 void crossentropy_backward(float* d, const float* l, const int32_t* t, int N, int V, float dloss) { scalevec::crossentropy_backward(d, l, t, N, V, dloss); }
-void add(float* o, const float* a, const float* b, size_t n) { for (size_t i = 0; i < n; i++) o[i] = a[i] + b[i]; }
-void accumulate(float* o, const float* a, size_t n) { for (size_t i = 0; i < n; i++) o[i] += a[i]; }
+void add(float* o, const float* a, const float* b, size_t n) { scalevec::residual_forward(o, a, b, n); }
+void accumulate(float* o, const float* a, size_t n) { CpuOps<float>::accumulate(o, a, n); }
 void scale_inplace(float* x, float s, size_t n) { for (size_t i = 0; i < n; i++) x[i] *= s; }
 void scale_vector_forward(float* gamma, const float* p, const float* beta, ScaleParam kind, int d) { scalevec::scale_vector_forward(gamma, p, beta, kind, d); }
 void scale_vector_backward(float* dp, float* db, const float* dg, const float* p, const float* beta, ScaleParam kind, int d) { scalevec::scale_vector_backward(dp, db, dg, p, beta, kind, d); }

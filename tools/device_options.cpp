@@ -1,5 +1,5 @@
-// --device and --precision for train and ablate: cpu (the reference, fp32) or cuda (the GPU
-// mirror, gpu/, with fp32, tf32 or bf16 matrix products).
+// --device and --precision for train, ablate, bench and gradcheck: cpu (the reference, fp32) or
+// cuda (the CUDA backend, gpu/, with fp32, tf32 or bf16 matrix products).
 #include "commands.h"
 #include "ref/common.h"
 #include "gpu/precision.h"  // header-only: the precision names, in any build
