@@ -62,10 +62,12 @@ struct CudaOps {
                                     const float* param, const float* beta, ScaleParam kind, int d) {
     gpu::scale_vector_backward(dparam, dbeta, dgamma, param, beta, kind, d);
   }
-  static void rope_forward(float* x, const float* cos, const float* sin, int B, int Tn, int NH, int hs) {
+  static void rope_forward(float* x, const float* cos, const float* sin, int B, int Tn, int NH,
+                           int hs) {
     gpu::rope_forward(x, cos, sin, B, Tn, NH, hs);
   }
-  static void rope_backward(float* dx, const float* cos, const float* sin, int B, int Tn, int NH, int hs) {
+  static void rope_backward(float* dx, const float* cos, const float* sin, int B, int Tn, int NH,
+                            int hs) {
     gpu::rope_backward(dx, cos, sin, B, Tn, NH, hs);
   }
   static size_t attention_scratch_size(int, int, int, int) { return 0; }  // the workspace serves

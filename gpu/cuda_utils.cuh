@@ -15,20 +15,20 @@
 
 namespace scalevec::gpu {
 
-#define SV_CUDA_CHECK(call)                                                                    \
-  do {                                                                                         \
-    cudaError_t err_ = (call);                                                                 \
-    if (err_ != cudaSuccess)                                                                   \
-      throw ::scalevec::Error(fmt::format("{}:{}: {} failed: {}", __FILE__, __LINE__, #call,   \
-                                          cudaGetErrorString(err_)));                          \
+#define SV_CUDA_CHECK(call)                                                                  \
+  do {                                                                                       \
+    cudaError_t err_ = (call);                                                               \
+    if (err_ != cudaSuccess)                                                                 \
+      throw ::scalevec::Error(fmt::format("{}:{}: {} failed: {}", __FILE__, __LINE__, #call, \
+                                          cudaGetErrorString(err_)));                        \
   } while (0)
 
-#define SV_CUBLAS_CHECK(call)                                                                  \
-  do {                                                                                         \
-    cublasStatus_t st_ = (call);                                                               \
-    if (st_ != CUBLAS_STATUS_SUCCESS)                                                          \
-      throw ::scalevec::Error(fmt::format("{}:{}: {} failed: cuBLAS status {}", __FILE__,      \
-                                          __LINE__, #call, int(st_)));                         \
+#define SV_CUBLAS_CHECK(call)                                                                      \
+  do {                                                                                             \
+    cublasStatus_t st_ = (call);                                                                   \
+    if (st_ != CUBLAS_STATUS_SUCCESS)                                                              \
+      throw ::scalevec::Error(                                                                     \
+          fmt::format("{}:{}: {} failed: cuBLAS status {}", __FILE__, __LINE__, #call, int(st_))); \
   } while (0)
 
 // After every kernel launch: launch errors (bad configuration) surface here.

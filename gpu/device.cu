@@ -8,12 +8,12 @@
 namespace scalevec::gpu {
 
 // Every CUDA call is checked; a failure names the call, the file and line, and CUDA's message.
-#define CUDA_CHECK(call)                                                                     \
-  do {                                                                                       \
-    cudaError_t err_ = (call);                                                               \
-    if (err_ != cudaSuccess)                                                                 \
+#define CUDA_CHECK(call)                                                                      \
+  do {                                                                                        \
+    cudaError_t err_ = (call);                                                                \
+    if (err_ != cudaSuccess)                                                                  \
       throw std::runtime_error(fmt::format("{}:{}: {} failed: {}", __FILE__, __LINE__, #call, \
-                                           cudaGetErrorString(err_)));                       \
+                                           cudaGetErrorString(err_)));                        \
   } while (0)
 
 bool available(std::string* why) {

@@ -21,7 +21,8 @@ class CudaEngine final : public StepEngine {
   }
 
   void load(const std::vector<float>& params, Optimizer<float>& opt) override {
-    require(opt.name() == opt_.name(), "optimizer '{}' on the host, '{}' on the GPU", opt.name(), opt_.name());
+    require(opt.name() == opt_.name(), "optimizer '{}' on the host, '{}' on the GPU", opt.name(),
+            opt_.name());
     model_.set_params(params);
     for (auto& [name, buf] : opt.state()) opt_.upload_state(name, *buf);
     opt_.t = opt.t;
@@ -72,7 +73,8 @@ class CudaEngine final : public StepEngine {
 EngineFactory cuda_engine(const TrainConfig& tcfg, Precision precision) {
   std::string why;
   require(available(&why), "--device cuda: {}", why);
-  return [tcfg, precision](Transformer<float>& model, Optimizer<float>& opt) -> std::unique_ptr<StepEngine> {
+  return [tcfg, precision](Transformer<float>& model,
+                           Optimizer<float>& opt) -> std::unique_ptr<StepEngine> {
     auto e = std::make_unique<CudaEngine>(model.config(), tcfg, precision);
     e->load(model.params, opt);
     return e;

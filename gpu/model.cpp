@@ -2,8 +2,11 @@
 
 // The model's code on this backend, compiled once, here: the members the GPU path calls (init,
 // the trace and the fold sites read host memory and exist only for host backends).
-template scalevec::Transformer<float, scalevec::gpu::CudaOps>::Transformer(const scalevec::ModelConfig&, int);
-template float scalevec::Transformer<float, scalevec::gpu::CudaOps>::forward(const int32_t*, const int32_t*, int, int);
+template scalevec::Transformer<float, scalevec::gpu::CudaOps>::Transformer(
+    const scalevec::ModelConfig&, int);
+template float scalevec::Transformer<float, scalevec::gpu::CudaOps>::forward(const int32_t*,
+                                                                             const int32_t*, int,
+                                                                             int);
 template void scalevec::Transformer<float, scalevec::gpu::CudaOps>::backward(float);
 template void scalevec::Transformer<float, scalevec::gpu::CudaOps>::zero_grad();
 template double scalevec::Transformer<float, scalevec::gpu::CudaOps>::flops_per_token(int) const;

@@ -16,7 +16,8 @@
 namespace scalevec {
 // Compiled once, in gpu/model.cpp.
 extern template Transformer<float, gpu::CudaOps>::Transformer(const ModelConfig&, int);
-extern template float Transformer<float, gpu::CudaOps>::forward(const int32_t*, const int32_t*, int, int);
+extern template float Transformer<float, gpu::CudaOps>::forward(const int32_t*, const int32_t*, int,
+                                                                int);
 extern template void Transformer<float, gpu::CudaOps>::backward(float);
 extern template void Transformer<float, gpu::CudaOps>::zero_grad();
 extern template double Transformer<float, gpu::CudaOps>::flops_per_token(int) const;

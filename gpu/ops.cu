@@ -107,26 +107,27 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float
           const float* A, int lda, long long sA, const float* B, int ldb, long long sB, float beta,
           float* C, int ldc, long long sC, int batch = 1) {
   if (g_precision == Precision::tf32) {
-    SV_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas(), ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda, sA,
-                                               B, CUDA_R_32F, ldb, sB, &beta, C, CUDA_R_32F, ldc, sC,
-                                               batch, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+    SV_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+        cublas(), ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda, sA, B, CUDA_R_32F, ldb, sB, &beta, C,
+        CUDA_R_32F, ldc, sC, batch, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
     return;
   }
   if (g_precision == Precision::fp32) {
     if (batch == 1)
-      SV_CUBLAS_CHECK(cublasSgemm(cublas(), ta, tb, m, n, k, &alpha, A, lda, B, ldb, &beta, C, ldc));
+      SV_CUBLAS_CHECK(
+          cublasSgemm(cublas(), ta, tb, m, n, k, &alpha, A, lda, B, ldb, &beta, C, ldc));
     else
-      SV_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), ta, tb, m, n, k, &alpha, A, lda, sA, B, ldb,
-                                                sB, &beta, C, ldc, sC, batch));
+      SV_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas(), ta, tb, m, n, k, &alpha, A, lda, sA, B,
+                                                ldb, sB, &beta, C, ldc, sC, batch));
     return;
   }
   // Stored shapes: op(A) is m x k, so A is m x k (N) or k x m (T); likewise B is k x n or n x k.
   const bool an = ta == CUBLAS_OP_N, bn = tb == CUBLAS_OP_N;
   const __nv_bfloat16* A16 = to_bf16(0, A, extent(an ? m : k, an ? k : m, lda, sA, batch));
   const __nv_bfloat16* B16 = to_bf16(1, B, extent(bn ? k : n, bn ? n : k, ldb, sB, batch));
-  SV_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas(), ta, tb, m, n, k, &alpha, A16, CUDA_R_16BF, lda,
-                                             sA, B16, CUDA_R_16BF, ldb, sB, &beta, C, CUDA_R_32F, ldc,
-                                             sC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  SV_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      cublas(), ta, tb, m, n, k, &alpha, A16, CUDA_R_16BF, lda, sA, B16, CUDA_R_16BF, ldb, sB,
+      &beta, C, CUDA_R_32F, ldc, sC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace
@@ -149,7 +150,8 @@ void linear_backward(float* dinp, float* dW, const float* dout, const float* inp
 // ---------------------------------------------------------------------------------------------
 // RMSNorm: one warp per row.
 
-__global__ void rmsnorm_forward_kernel(float* n, float* rstd, const float* x, int N, int C, float eps) {
+__global__ void rmsnorm_forward_kernel(float* n, float* rstd, const float* x, int N, int C,
+                                       float eps) {
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
   const float* xr = x + (size_t)row * C;
@@ -162,8 +164,8 @@ __global__ void rmsnorm_forward_kernel(float* n, float* rstd, const float* x, in
 }
 
 // dx += r (dn - n · mean(dn ⊙ n))
-__global__ void rmsnorm_backward_kernel(float* dx, const float* dn, const float* n, const float* rstd,
-                                        int N, int C) {
+__global__ void rmsnorm_backward_kernel(float* dx, const float* dn, const float* n,
+                                        const float* rstd, int N, int C) {
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
   const size_t o = (size_t)row * C;
@@ -186,16 +188,19 @@ void rmsnorm_backward(float* dx, const float* dn, const float* n, const float* r
 // ---------------------------------------------------------------------------------------------
 // scale: y = γ ⊙ x; dγ = Σ_rows dy ⊙ x in row blocks of 64, then the blocks in order.
 
-__global__ void scale_forward_kernel(float* y, const float* x, const float* gamma, size_t total, int C) {
+__global__ void scale_forward_kernel(float* y, const float* x, const float* gamma, size_t total,
+                                     int C) {
   const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < total) y[i] = gamma[i % C] * x[i];
 }
-__global__ void scale_dx_kernel(float* dx, const float* dy, const float* gamma, size_t total, int C) {
+__global__ void scale_dx_kernel(float* dx, const float* dy, const float* gamma, size_t total,
+                                int C) {
   const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < total) dx[i] += dy[i] * gamma[i % C];
 }
 // One thread per (row block, column): the block's rows in order.
-__global__ void scale_partial_kernel(float* partial, const float* dy, const float* x, int N, int C) {
+__global__ void scale_partial_kernel(float* partial, const float* dy, const float* x, int N,
+                                     int C) {
   const int c = blockIdx.y * blockDim.x + threadIdx.x, b = blockIdx.x;
   if (c >= C) return;
   float s = 0.f;
@@ -235,12 +240,13 @@ void scale_backward(float* dx, float* dgamma, const float* dy, const float* x, c
 // RoPE, rotate-half: one thread per rotated pair.
 
 template <bool kBackward>
-__global__ void rope_kernel(float* x, const float* cos_t, const float* sin_t, int B, int T, int NH, int hs) {
+__global__ void rope_kernel(float* x, const float* cos_t, const float* sin_t, int B, int T, int NH,
+                            int hs) {
   const int half = hs / 2;
   const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, total = (size_t)B * T * NH * half;
   if (i >= total) return;
   const int p = i % half;
-  const size_t bth = i / half;               // (b, t, h)
+  const size_t bth = i / half;  // (b, t, h)
   const int t = (bth / NH) % T;
   float* xh = x + bth * hs;
   const float c = cos_t[(size_t)t * half + p], s = sin_t[(size_t)t * half + p];
@@ -255,11 +261,13 @@ __global__ void rope_kernel(float* x, const float* cos_t, const float* sin_t, in
 }
 
 void rope_forward(float* x, const float* cos, const float* sin, int B, int T, int NH, int hs) {
-  rope_kernel<false><<<blocks_for((size_t)B * T * NH * (hs / 2)), kThreads>>>(x, cos, sin, B, T, NH, hs);
+  rope_kernel<false>
+      <<<blocks_for((size_t)B * T * NH * (hs / 2)), kThreads>>>(x, cos, sin, B, T, NH, hs);
   SV_LAUNCH_CHECK();
 }
 void rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int NH, int hs) {
-  rope_kernel<true><<<blocks_for((size_t)B * T * NH * (hs / 2)), kThreads>>>(dx, cos, sin, B, T, NH, hs);
+  rope_kernel<true>
+      <<<blocks_for((size_t)B * T * NH * (hs / 2)), kThreads>>>(dx, cos, sin, B, T, NH, hs);
   SV_LAUNCH_CHECK();
 }
 
@@ -278,9 +286,12 @@ __global__ void permute_kernel(float* dst, const float* src, int B, int T, int N
   const int h = (i / ((size_t)hs * T)) % NH;
   const int b = i / ((size_t)hs * T * NH);
   const size_t j = (((size_t)b * T + t) * NH + h) * hs + d;  // the (B, T, NH, hs) index
-  if (kToHeads) dst[i] = src[j];
-  else if (kAccumulate) dst[j] += src[i];
-  else dst[j] = src[i];
+  if (kToHeads)
+    dst[i] = src[j];
+  else if (kAccumulate)
+    dst[j] += src[i];
+  else
+    dst[j] = src[i];
 }
 
 // Row-wise causal softmax of each (T, T) block in place; one warp per row.
@@ -332,8 +343,8 @@ struct AttnScratch {
 //   Y = α P V  (T x hs):   column-major Yᵀ = α Vᵀ Pᵀ
 //   Z = α Pᵀ X (T x hs):   column-major Zᵀ = α Xᵀ P
 void bmm_abT(float* S, const float* A, const float* Bm, int batch, int T, int hs, float alpha) {
-  gemm(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, alpha, Bm, hs, (long long)T * hs, A, hs, (long long)T * hs,
-       0.f, S, T, (long long)T * T, batch);
+  gemm(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, alpha, Bm, hs, (long long)T * hs, A, hs,
+       (long long)T * hs, 0.f, S, T, (long long)T * T, batch);
 }
 void bmm_pv(float* Y, const float* P, const float* V, int batch, int T, int hs, float alpha) {
   gemm(CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, alpha, V, hs, (long long)T * hs, P, T, (long long)T * T,
@@ -354,10 +365,10 @@ void attention_forward(float* out, float* att, const float* q, const float* k, c
   permute_kernel<true, false><<<blocks_for(n), kThreads>>>(s.k, k, B, T, NH, hs);
   permute_kernel<true, false><<<blocks_for(n), kThreads>>>(s.v, v, B, T, NH, hs);
   SV_LAUNCH_CHECK();
-  bmm_abT(att, s.q, s.k, batch, T, hs, 1.f / sqrtf((float)hs));            // S = q kᵀ / sqrt(hs)
+  bmm_abT(att, s.q, s.k, batch, T, hs, 1.f / sqrtf((float)hs));  // S = q kᵀ / sqrt(hs)
   causal_softmax_kernel<<<ceil_div(batch * T, 8), 256>>>(att, batch * T, T);  // P
   SV_LAUNCH_CHECK();
-  bmm_pv(s.y, att, s.v, batch, T, hs, 1.f);                                 // Y = P v
+  bmm_pv(s.y, att, s.v, batch, T, hs, 1.f);  // Y = P v
   permute_kernel<false, false><<<blocks_for(n), kThreads>>>(out, s.y, B, T, NH, hs);
   SV_LAUNCH_CHECK();
 }
@@ -375,12 +386,12 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   permute_kernel<true, false><<<blocks_for(n), kThreads>>>(s.v, v, B, T, NH, hs);
   permute_kernel<true, false><<<blocks_for(n), kThreads>>>(s.y, dout, B, T, NH, hs);  // dY
   SV_LAUNCH_CHECK();
-  bmm_abT(s.ds, s.y, s.v, batch, T, hs, 1.f);        // dP = dY vᵀ
-  bmm_pTx(s.dv, att, s.y, batch, T, hs, 1.f);        // dv = Pᵀ dY
+  bmm_abT(s.ds, s.y, s.v, batch, T, hs, 1.f);  // dP = dY vᵀ
+  bmm_pTx(s.dv, att, s.y, batch, T, hs, 1.f);  // dv = Pᵀ dY
   softmax_backward_kernel<<<ceil_div(batch * T, 8), 256>>>(s.ds, att, batch * T, T);  // dS
   SV_LAUNCH_CHECK();
-  bmm_pv(s.dq, s.ds, s.k, batch, T, hs, scale);      // dq = dS k / sqrt(hs)
-  bmm_pTx(s.dk, s.ds, s.q, batch, T, hs, scale);     // dk = dSᵀ q / sqrt(hs)
+  bmm_pv(s.dq, s.ds, s.k, batch, T, hs, scale);   // dq = dS k / sqrt(hs)
+  bmm_pTx(s.dk, s.ds, s.q, batch, T, hs, scale);  // dk = dSᵀ q / sqrt(hs)
   permute_kernel<false, true><<<blocks_for(n), kThreads>>>(dq, s.dq, B, T, NH, hs);
   permute_kernel<false, true><<<blocks_for(n), kThreads>>>(dk, s.dk, B, T, NH, hs);
   permute_kernel<false, true><<<blocks_for(n), kThreads>>>(dv, s.dv, B, T, NH, hs);
@@ -410,7 +421,8 @@ void swiglu_forward(float* h, const float* g, const float* u, int N, int F) {
   swiglu_forward_kernel<<<blocks_for(n), kThreads>>>(h, g, u, n);
   SV_LAUNCH_CHECK();
 }
-void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int N, int F) {
+void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int N,
+                     int F) {
   const size_t n = (size_t)N * F;
   swiglu_backward_kernel<<<blocks_for(n), kThreads>>>(dg, du, dh, g, u, n);
   SV_LAUNCH_CHECK();
@@ -419,7 +431,8 @@ void swiglu_backward(float* dg, float* du, const float* dh, const float* g, cons
 // ---------------------------------------------------------------------------------------------
 // Embedding.
 
-__global__ void embedding_forward_kernel(float* x, const int32_t* tokens, const float* wte, int N, int C) {
+__global__ void embedding_forward_kernel(float* x, const int32_t* tokens, const float* wte, int N,
+                                         int C) {
   const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= (size_t)N * C) return;
   const size_t n = i / C;
@@ -439,8 +452,8 @@ void embedding_forward(float* x, const int32_t* tokens, const float* wte, int N,
   embedding_forward_kernel<<<blocks_for((size_t)N * C), kThreads>>>(x, tokens, wte, N, C);
   SV_LAUNCH_CHECK();
 }
-void embedding_backward(float* dwte, const float* dx, const int32_t* positions, const int32_t* offsets,
-                        int V, int C) {
+void embedding_backward(float* dwte, const float* dx, const int32_t* positions,
+                        const int32_t* offsets, int V, int C) {
   embedding_backward_kernel<<<dim3(V, ceil_div(C, 128)), 128>>>(dwte, dx, positions, offsets, C);
   SV_LAUNCH_CHECK();
 }
@@ -458,29 +471,32 @@ __device__ void row_softmax_stats(const float* l, int V, float* mx_out, float* s
   *mx_out = mx, *sum_out = block_sum(sum);
 }
 
-__global__ void crossentropy_forward_kernel(float* losses, const float* logits, const int32_t* targets, int V) {
+__global__ void crossentropy_forward_kernel(float* losses, const float* logits,
+                                            const int32_t* targets, int V) {
   const float* l = logits + (size_t)blockIdx.x * V;
   float mx, sum;
   row_softmax_stats(l, V, &mx, &sum);
   if (threadIdx.x == 0) losses[blockIdx.x] = logf(sum) + mx - l[targets[blockIdx.x]];
 }
-__global__ void crossentropy_backward_kernel(float* dlogits, const float* logits, const int32_t* targets,
-                                             int V, float s) {
+__global__ void crossentropy_backward_kernel(float* dlogits, const float* logits,
+                                             const int32_t* targets, int V, float s) {
   const float* l = logits + (size_t)blockIdx.x * V;
   float* d = dlogits + (size_t)blockIdx.x * V;
   float mx, sum;
   row_softmax_stats(l, V, &mx, &sum);
   const float inv = 1.f / sum;
   const int t = targets[blockIdx.x];
-  for (int v = threadIdx.x; v < V; v += blockDim.x) d[v] += s * expf(l[v] - mx) * inv - (v == t ? s : 0.f);
+  for (int v = threadIdx.x; v < V; v += blockDim.x)
+    d[v] += s * expf(l[v] - mx) * inv - (v == t ? s : 0.f);
 }
 
-void crossentropy_forward(float* losses, const float* logits, const int32_t* targets, int N, int V) {
+void crossentropy_forward(float* losses, const float* logits, const int32_t* targets, int N,
+                          int V) {
   crossentropy_forward_kernel<<<N, 256>>>(losses, logits, targets, V);
   SV_LAUNCH_CHECK();
 }
-void crossentropy_backward(float* dlogits, const float* logits, const int32_t* targets, int N, int V,
-                           float dloss) {
+void crossentropy_backward(float* dlogits, const float* logits, const int32_t* targets, int N,
+                           int V, float dloss) {
   crossentropy_backward_kernel<<<N, 256>>>(dlogits, logits, targets, V, dloss / N);
   SV_LAUNCH_CHECK();
 }
@@ -532,10 +548,18 @@ __global__ void scale_vector_forward_kernel(float* gamma, const float* param, co
   }
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     switch (kind) {
-      case ScaleParam::None: gamma[c] = 1.f; break;
-      case ScaleParam::Gamma: gamma[c] = param[c]; break;
-      case ScaleParam::MagDir: gamma[c] = beta[0] * param[c]; break;
-      case ScaleParam::MagDirNormalized: gamma[c] = beta[0] * param[c] * inv_rms; break;
+      case ScaleParam::None:
+        gamma[c] = 1.f;
+        break;
+      case ScaleParam::Gamma:
+        gamma[c] = param[c];
+        break;
+      case ScaleParam::MagDir:
+        gamma[c] = beta[0] * param[c];
+        break;
+      case ScaleParam::MagDirNormalized:
+        gamma[c] = beta[0] * param[c] * inv_rms;
+        break;
     }
   }
 }
@@ -547,12 +571,16 @@ __global__ void scale_vector_backward_kernel(float* dparam, float* dbeta, const 
                                              int d) {
   bool normalized = false;
   switch (kind) {
-    case ScaleParam::None: return;
+    case ScaleParam::None:
+      return;
     case ScaleParam::Gamma:
       for (int c = threadIdx.x; c < d; c += blockDim.x) dparam[c] += dgamma[c];
       return;
-    case ScaleParam::MagDir: break;
-    case ScaleParam::MagDirNormalized: normalized = true; break;
+    case ScaleParam::MagDir:
+      break;
+    case ScaleParam::MagDirNormalized:
+      normalized = true;
+      break;
   }
   const float b = beta[0];
   float inv_rms = 1.f;
@@ -570,8 +598,10 @@ __global__ void scale_vector_backward_kernel(float* dparam, float* dbeta, const 
   db = block_sum(db);
   dot = block_sum(dot);
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
-    if (!normalized) dparam[c] += b * dgamma[c];
-    else dparam[c] += (b * dgamma[c] - param[c] * inv_rms * (dot / d)) * inv_rms;
+    if (!normalized)
+      dparam[c] += b * dgamma[c];
+    else
+      dparam[c] += (b * dgamma[c] - param[c] * inv_rms * (dot / d)) * inv_rms;
   }
   if (threadIdx.x == 0) dbeta[0] += db;
 }
@@ -579,14 +609,18 @@ __global__ void scale_vector_backward_kernel(float* dparam, float* dbeta, const 
 namespace {
 void check_kind(ScaleParam kind) {
   switch (kind) {
-    case ScaleParam::None: case ScaleParam::Gamma: case ScaleParam::MagDir:
-    case ScaleParam::MagDirNormalized: return;
+    case ScaleParam::None:
+    case ScaleParam::Gamma:
+    case ScaleParam::MagDir:
+    case ScaleParam::MagDirNormalized:
+      return;
   }
   unknown_scale_param(kind);
 }
 }  // namespace
 
-void scale_vector_forward(float* gamma, const float* param, const float* beta, ScaleParam kind, int d) {
+void scale_vector_forward(float* gamma, const float* param, const float* beta, ScaleParam kind,
+                          int d) {
   check_kind(kind);
   scale_vector_forward_kernel<<<1, 256>>>(gamma, param, beta, kind, d);
   SV_LAUNCH_CHECK();
@@ -601,9 +635,9 @@ void scale_vector_backward(float* dparam, float* dbeta, const float* dgamma, con
 // ---------------------------------------------------------------------------------------------
 // Optimizer updates (the formulas of ref/train/optim.cpp, element by element).
 
-__global__ void adamw_kernel(float* p, float* m, float* v, const float* g, size_t n, float step_size,
-                             float beta1, float one_minus_beta1, float beta2, float one_minus_beta2,
-                             float bc2_sqrt, float eps, float shrink) {
+__global__ void adamw_kernel(float* p, float* m, float* v, const float* g, size_t n,
+                             float step_size, float beta1, float one_minus_beta1, float beta2,
+                             float one_minus_beta2, float bc2_sqrt, float eps, float shrink) {
   const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   p[i] *= shrink;
@@ -611,13 +645,15 @@ __global__ void adamw_kernel(float* p, float* m, float* v, const float* g, size_
   v[i] = beta2 * v[i] + one_minus_beta2 * g[i] * g[i];
   p[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
 }
-__global__ void sgd_kernel(float* p, float* buf, const float* g, size_t n, float lr, float mu, float shrink) {
+__global__ void sgd_kernel(float* p, float* buf, const float* g, size_t n, float lr, float mu,
+                           float shrink) {
   const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   buf[i] = mu * buf[i] + g[i];
   p[i] = p[i] * shrink - lr * buf[i];
 }
-__global__ void muon_momentum_kernel(float* buf, float* out, const float* g, size_t n, float mu, bool nesterov) {
+__global__ void muon_momentum_kernel(float* buf, float* out, const float* g, size_t n, float mu,
+                                     bool nesterov) {
   const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   buf[i] = mu * buf[i] + g[i];
@@ -657,7 +693,8 @@ constexpr int kSsChunk = 4096;
 __global__ void sum_of_squares_kernel(float* partial, const float* x, size_t n) {
   const size_t start = (size_t)blockIdx.x * kSsChunk;
   float s = 0.f;
-  for (size_t i = start + threadIdx.x; i < min(n, start + kSsChunk); i += blockDim.x) s += x[i] * x[i];
+  for (size_t i = start + threadIdx.x; i < min(n, start + kSsChunk); i += blockDim.x)
+    s += x[i] * x[i];
   s = block_sum(s);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
@@ -697,7 +734,8 @@ void newton_schulz(const float* in, float* out, int R, int C, int steps, float* 
   const bool tall = R > C;
   const int m = tall ? C : R, n = tall ? R : C;
   const size_t mn = (size_t)m * n;
-  float *X = work, *Y = X + mn, *T = Y + mn, *A = T + mn, *Bm = A + (size_t)m * m, *part = Bm + (size_t)m * m;
+  float *X = work, *Y = X + mn, *T = Y + mn, *A = T + mn, *Bm = A + (size_t)m * m,
+        *part = Bm + (size_t)m * m;
   if (tall) {
     transpose_kernel<<<blocks_for(mn), kThreads>>>(X, in, R, C);
     SV_LAUNCH_CHECK();
@@ -708,11 +746,14 @@ void newton_schulz(const float* in, float* out, int R, int C, int steps, float* 
   scale_inplace(X, float(1.0 / (norm + 1e-7)), mn);
   const float a = 3.4445f, b = -4.7750f, c = 2.0315f, one = 1.f, zero = 0.f;
   for (int k = 0; k < steps; k++) {
-    SV_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, m, m, n, &one, X, n, X, n, &zero, A, m));
+    SV_CUBLAS_CHECK(
+        cublasSgemm(cublas(), CUBLAS_OP_T, CUBLAS_OP_N, m, m, n, &one, X, n, X, n, &zero, A, m));
     SV_CUDA_CHECK(cudaMemcpy(Bm, A, (size_t)m * m * sizeof(float), cudaMemcpyDeviceToDevice));
-    SV_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, m, m, m, &c, A, m, A, m, &b, Bm, m));
+    SV_CUBLAS_CHECK(
+        cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, m, m, m, &c, A, m, A, m, &b, Bm, m));
     SV_CUDA_CHECK(cudaMemcpy(Y, X, mn * sizeof(float), cudaMemcpyDeviceToDevice));
-    SV_CUBLAS_CHECK(cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, n, m, m, &one, X, n, Bm, m, &a, Y, n));
+    SV_CUBLAS_CHECK(
+        cublasSgemm(cublas(), CUBLAS_OP_N, CUBLAS_OP_N, n, m, m, &one, X, n, Bm, m, &a, Y, n));
     std::swap(X, Y);
   }
   if (tall) {

@@ -1,6 +1,6 @@
 // The CUDA mirror of ref/ops: the same forward/backward pairs, on device arrays, fp32 storage, the
-// same conventions (row-major; backward functions accumulate (+=) into every gradient they produce).
-// Host-callable; no CUDA headers needed by callers. Each op is tested against its ref/ops
+// same conventions (row-major; backward functions accumulate (+=) into every gradient they
+// produce). Host-callable; no CUDA headers needed by callers. Each op is tested against its ref/ops
 // counterpart (tests/gpu/test_gpu.cpp).
 #pragma once
 
@@ -63,14 +63,15 @@ void crossentropy_backward(float* dlogits, const float* logits, const int32_t* t
                            int V, float dloss);
 
 // ---- elementwise
-void add(float* out, const float* a, const float* b, size_t n);      // out = a + b
-void accumulate(float* out, const float* a, size_t n);                // out += a
-void scale_inplace(float* x, float s, size_t n);                      // x *= s
+void add(float* out, const float* a, const float* b, size_t n);  // out = a + b
+void accumulate(float* out, const float* a, size_t n);           // out += a
+void scale_inplace(float* x, float s, size_t n);                 // x *= s
 
 // ---- scale-vector parameterizations (ref/ops/scale_vector.h): γ from the parameters, and the
 // backward that chains dγ into them. beta may be null for none and gamma. A kind outside the enum
 // throws before any launch. Deterministic (one block).
-void scale_vector_forward(float* gamma, const float* param, const float* beta, ScaleParam kind, int d);
+void scale_vector_forward(float* gamma, const float* param, const float* beta, ScaleParam kind,
+                          int d);
 void scale_vector_backward(float* dparam, float* dbeta, const float* dgamma, const float* param,
                            const float* beta, ScaleParam kind, int d);
 

@@ -11,7 +11,8 @@ namespace {
 DecayRule decay_of(const TrainConfig& c) { return c.adamw().decay; }
 }  // namespace
 
-GpuOptimizer::GpuOptimizer(const ParamLayout& layout, const TrainConfig& cfg) : name_(optimizer_name(cfg.optimizer)), cfg_(cfg) {
+GpuOptimizer::GpuOptimizer(const ParamLayout& layout, const TrainConfig& cfg)
+    : name_(optimizer_name(cfg.optimizer)), cfg_(cfg) {
   const size_t n = layout.total();
   auto add_state = [&](const std::string& s) {
     state_.emplace_back(s, DeviceArray<float>(n));
@@ -99,7 +100,8 @@ void GpuOptimizer::upload_state(const std::string& name, const std::vector<float
 }
 
 double clip_grad_norm(float* grads, size_t n, double max_norm, DeviceArray<float>& partial) {
-  if (partial.size() < sum_of_squares_partial_size(n)) partial.resize(sum_of_squares_partial_size(n));
+  if (partial.size() < sum_of_squares_partial_size(n))
+    partial.resize(sum_of_squares_partial_size(n));
   const double norm = std::sqrt(sum_of_squares(grads, n, partial.data()));
   if (max_norm > 0 && norm > max_norm) scale_inplace(grads, float(max_norm / (norm + 1e-6)), n);
   return norm;

@@ -38,10 +38,10 @@ class GpuOptimizer {
   };
   std::string name_;
   TrainConfig cfg_;
-  std::vector<ParamGroup> groups_;   // adamw / sgd groups (muon: its AdamW part's)
-  std::vector<Matrix> matrices_;     // muon
+  std::vector<ParamGroup> groups_;  // adamw / sgd groups (muon: its AdamW part's)
+  std::vector<Matrix> matrices_;    // muon
   std::vector<std::pair<std::string, DeviceArray<float>>> state_;
-  DeviceArray<float> update_, work_; // muon scratch
+  DeviceArray<float> update_, work_;  // muon scratch
 };
 
 // Global L2 norm of the gradient (fixed-order partial sums, added on the host in double); above

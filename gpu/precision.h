@@ -1,71 +1,16 @@
-// The precision of the GPU mirror's matrix products. Host-only header (no CUDA): the tools, the
-// tests and the host double include it.
-//
-//   fp32  cuBLAS SGEMM without tensor-core shortcuts: the reference's arithmetic (default).
-//   tf32  the same products on tensor cores: each operand rounded to 10 explicit mantissa bits,
-//         fp32 sums. Everything else as fp32.
-//   bf16  mixed precision: the operands of every matrix product (weights, activations, their
-//         gradients) are rounded to bf16 (7 explicit mantissa bits) just before the product, which
-//         sums in fp32 and writes fp32. Everything else stays fp32: the master weights and the
-//         optimizer state, every scale vector γ (applied elementwise, never rounded), RMSNorm,
-//         softmax, SwiGLU, the loss. Newton–Schulz (Muon) stays fp32.
-//
-// The unit roundoff u of the operands sets each mode's test tolerance (tests/gpu/test_gpu.cpp).
+// The precision of the GPU path's matrix products: fp32, tf32 or bf16, defined (with the operand
+// rounding the reference uses to emulate them) in ref/ops/precision.h. Host-only header (no CUDA):
+// the tools, the tests and the host double include it.
 #pragma once
 
-#include <cstdint>
-#include <cstring>
-#include <string>
-#include <string_view>
-
-#include <string>
-#include <vector>
-
-#include "ref/common.h"
+#include "ref/ops/precision.h"
 
 namespace scalevec::gpu {
-
-enum class Precision { fp32, tf32, bf16 };
-
-inline const char* precision_name(Precision p) {
-  return p == Precision::fp32 ? "fp32" : p == Precision::tf32 ? "tf32" : "bf16";
-}
-
-// Every precision's name, in order: the one list the flags and their checks use.
-inline const std::vector<std::string>& precision_list() {
-  static const std::vector<std::string> names{"fp32", "tf32", "bf16"};
-  return names;
-}
-
-inline Precision parse_precision(std::string_view s) {
-  for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16})
-    if (s == precision_name(p)) return p;
-  throw Error(fmt::format("unknown precision '{}' (expected fp32, tf32 or bf16)", s));
-}
-
-// Unit roundoff of a matrix-product operand: half the spacing of the significand, 2^-(bits).
-inline double unit_roundoff(Precision p) {
-  return p == Precision::fp32 ? 0x1p-24 : p == Precision::tf32 ? 0x1p-11 : 0x1p-8;
-}
-
-// The u that tolerances are multiples of: the unit roundoff, doubled for tf32 because cuBLAS does
-// not say whether it rounds or truncates fp32 to tf32 (the bf16 cast is ours: to nearest).
-inline double tolerance_roundoff(Precision p) {
-  return (p == Precision::tf32 ? 2 : 1) * unit_roundoff(p);
-}
-
-// A float rounded to an operand of precision p on the host, to nearest with ties to even (as
-// __float2bfloat16_rn does): the tests' and the host double's model of the rounding.
-inline float round_operand(float x, Precision p) {
-  if (p == Precision::fp32) return x;
-  const int drop = p == Precision::bf16 ? 16 : 13;  // 23 - explicit mantissa bits
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7f800000u) == 0x7f800000u) return x;  // inf, nan
-  u += (1u << (drop - 1)) - 1 + ((u >> drop) & 1u);
-  u &= ~((1u << drop) - 1);
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-
+using scalevec::parse_precision;
+using scalevec::Precision;
+using scalevec::precision_list;
+using scalevec::precision_name;
+using scalevec::round_operand;
+using scalevec::tolerance_roundoff;
+using scalevec::unit_roundoff;
 }  // namespace scalevec::gpu

@@ -82,7 +82,8 @@ std::string blas_kernel_description() {
 #endif
   std::string s = fmt::format("OpenBLAS kernels {}", corename());
   if (std::getenv("SCALEVEC_BLAS_KERNEL_CHOSEN"))
-    s += " (chosen by scalevec: OpenBLAS does not know this CPU and would use its generic Prescott kernels)";
+    s += " (chosen by scalevec: OpenBLAS does not know this CPU and would use its generic Prescott "
+         "kernels)";
   else if (std::getenv("OPENBLAS_CORETYPE"))
     s += " (OPENBLAS_CORETYPE)";
   else if (generic_kernel() && best_kernel())

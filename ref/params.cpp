@@ -6,10 +6,14 @@ namespace scalevec {
 
 const char* role_name(Role r) {
   switch (r) {
-    case Role::Embedding: return "embedding";
-    case Role::Matrix: return "matrix";
-    case Role::Head: return "head";
-    case Role::Scale: return "scale";
+    case Role::Embedding:
+      return "embedding";
+    case Role::Matrix:
+      return "matrix";
+    case Role::Head:
+      return "head";
+    case Role::Scale:
+      return "scale";
   }
   return "?";
 }

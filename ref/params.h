@@ -28,16 +28,16 @@ const char* role_name(Role r);
 const char* scale_type_name(ScaleType t);
 
 struct ParamInfo {
-  std::string name;          // e.g. "layers.0.attn.wq"
-  std::vector<int> shape;    // row-major
+  std::string name;        // e.g. "layers.0.attn.wq"
+  std::vector<int> shape;  // row-major
   Role role = Role::Matrix;
   ScaleType scale_type = ScaleType::Input;  // meaningful for Role::Scale only
-  double init_std = 0.0;     // Normal(0, init_std) for matrices and embeddings
-  double init_value = 1.0;   // constant init for scale vectors
-  std::string fold;          // scales: where an Input-type scale folds (e.g. "columns of attn.wq,
-                             // attn.wk, attn.wv"); for an Output-type one, why it cannot
-  std::string note;          // e.g. why this parameter's gradient is structurally zero
-  size_t offset = 0;         // into the contiguous buffer (filled by ParamLayout::add)
+  double init_std = 0.0;                    // Normal(0, init_std) for matrices and embeddings
+  double init_value = 1.0;                  // constant init for scale vectors
+  std::string fold;   // scales: where an Input-type scale folds (e.g. "columns of attn.wq,
+                      // attn.wk, attn.wv"); for an Output-type one, why it cannot
+  std::string note;   // e.g. why this parameter's gradient is structurally zero
+  size_t offset = 0;  // into the contiguous buffer (filled by ParamLayout::add)
   size_t numel = 0;
 };
 
@@ -47,9 +47,9 @@ class ParamLayout {
   size_t add(ParamInfo p);
   size_t total() const { return total_; }
   const std::vector<ParamInfo>& params() const { return params_; }
-  const ParamInfo& get(const std::string& name) const;  // throws Error if unknown
+  const ParamInfo& get(const std::string& name) const;   // throws Error if unknown
   const ParamInfo* find(const std::string& name) const;  // nullptr if unknown
-  size_t count_role(Role r) const;                        // number of scalars with that role
+  size_t count_role(Role r) const;                       // number of scalars with that role
 
  private:
   std::vector<ParamInfo> params_;

@@ -44,7 +44,8 @@ std::string refused_flag(const std::string& flag, bool common);
 // Applies `scalevec train` flags to the configs exactly as `scalevec train` parses them; returns
 // the names of the flags given. Error (naming `where`) on a refused or unknown flag.
 std::vector<std::string> apply_train_flags(const std::string& flags, bool common,
-                                           const std::string& where, ModelConfig& m, TrainConfig& t);
+                                           const std::string& where, ModelConfig& m,
+                                           TrainConfig& t);
 bool valid_arm_name(const std::string& s);
 // The arm's configs in the order `scalevec train` builds them: the preset, the common flags, the
 // arm's own flags, the settings a preset implies, validation.

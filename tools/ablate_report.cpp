@@ -19,9 +19,14 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 json RunResult::to_json() const {
-  json j = {{"arm", arm},       {"seed", seed},       {"final_val_loss", final_val_loss},
-            {"steps", steps},   {"tokens", tokens},   {"seconds", seconds},
-            {"sec_per_step", sec_per_step},           {"val", val}};
+  json j = {{"arm", arm},
+            {"seed", seed},
+            {"final_val_loss", final_val_loss},
+            {"steps", steps},
+            {"tokens", tokens},
+            {"seconds", seconds},
+            {"sec_per_step", sec_per_step},
+            {"val", val}};
   if (!device.empty()) j["device"] = device;
   return j;
 }
@@ -88,9 +93,11 @@ std::string csv_field(const std::string& s) {
 }
 
 // Losses with {:.17g} (round-trip exact), so results.csv can be recomputed from bit for bit.
-const char* const kResultsHeader = "arm,seed,final_val_loss,steps,tokens,seconds,sec_per_step,flags,device";
+const char* const kResultsHeader =
+    "arm,seed,final_val_loss,steps,tokens,seconds,sec_per_step,flags,device";
 // Written by versions before the device column; still read.
-const char* const kResultsHeaderV1 = "arm,seed,final_val_loss,steps,tokens,seconds,sec_per_step,flags";
+const char* const kResultsHeaderV1 =
+    "arm,seed,final_val_loss,steps,tokens,seconds,sec_per_step,flags";
 
 std::string results_csv(const GridReport& r) {
   std::string csv = std::string(kResultsHeader) + "\n";
@@ -118,10 +125,14 @@ std::vector<std::string> csv_fields(const std::string& line) {
   bool quoted = false;
   for (size_t i = 0; i < line.size(); i++) {
     const char c = line[i];
-    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', i++;
-    else if (c == '"') quoted = !quoted;
-    else if (c == ',' && !quoted) out.emplace_back();
-    else out.back() += c;
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"')
+      out.back() += '"', i++;
+    else if (c == '"')
+      quoted = !quoted;
+    else if (c == ',' && !quoted)
+      out.emplace_back();
+    else
+      out.back() += c;
   }
   return out;
 }
@@ -139,7 +150,8 @@ std::vector<std::vector<std::string>> read_csv(const std::string& path,
   for (int k = 2; std::getline(f, line); k++) {
     if (line.empty()) continue;
     rows.push_back(csv_fields(line));
-    require(rows.back().size() == n, "'{}' line {}: {} fields, expected {}", path, k, rows.back().size(), n);
+    require(rows.back().size() == n, "'{}' line {}: {} fields, expected {}", path, k,
+            rows.back().size(), n);
   }
   return rows;
 }
@@ -179,23 +191,23 @@ std::string summary_row(const GridReport& r, const ReportArm& arm) {
   if (!is_base && d.n > 0) {
     delta = pm(d, true);
     if (d.n >= 2 && d.std > 0) tstat = fmt::format("{:.2f}", d.mean / (d.std / std::sqrt(d.n)));
-    lower = fmt::format("{}/{}", std::count_if(diff.begin(), diff.end(), [](double x) { return x < 0; }),
-                        d.n);
+    lower = fmt::format(
+        "{}/{}", std::count_if(diff.begin(), diff.end(), [](double x) { return x < 0; }), d.n);
   }
   if (t.n > 0) ms = fmt::format("{:.3g}", t.mean * 1e3);
   if (!is_base && t.n > 0 && bt.n > 0 && bt.mean > 0)
     overhead = fmt::format("{:+.1f}%", (t.mean / bt.mean - 1) * 100);
   return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", arm.name,
-                     arm.flags.empty() ? "(none)" : "`" + arm.flags + "`",
-                     l.n, pm(l), delta, tstat, lower, ms, overhead);
+                     arm.flags.empty() ? "(none)" : "`" + arm.flags + "`", l.n, pm(l), delta, tstat,
+                     lower, ms, overhead);
 }
 
 std::string summary_md(const GridReport& r) {
   std::set<std::pair<int, int64_t>> lengths;  // (steps, tokens) of the finished runs
   for (const auto& run : r.runs) lengths.insert({run.steps, run.tokens});
   std::string md = fmt::format("# Ablation: {}\n\n{} arms × seeds {}; baseline arm `{}`. ",
-                               r.name.empty() ? r.dir : r.name,
-                               r.arms.size(), fmt::join(r.seeds, ", "), r.baseline);
+                               r.name.empty() ? r.dir : r.name, r.arms.size(),
+                               fmt::join(r.seeds, ", "), r.baseline);
   if (lengths.size() == 1)
     md += fmt::format("Every run: {} steps, {} tokens.\n\n", lengths.begin()->first,
                       lengths.begin()->second);
@@ -204,26 +216,30 @@ std::string summary_md(const GridReport& r) {
   else
     md += "No run has finished yet.\n\n";
 
-  md += fmt::format("| arm | flags | n | final val loss | Δ vs {} | t | lower in | ms/step | "
-                    "overhead |\n|:--|:--|--:|--:|--:|--:|--:|--:|--:|\n", r.baseline);
+  md += fmt::format(
+      "| arm | flags | n | final val loss | Δ vs {} | t | lower in | ms/step | "
+      "overhead |\n|:--|:--|--:|--:|--:|--:|--:|--:|--:|\n",
+      r.baseline);
   for (const auto& arm : r.arms) md += summary_row(r, arm);
-  md += "\n"
-        "- **final val loss**: validation loss after the last step, mean ± sample standard "
-        "deviation over the arm's finished seeds (n).\n"
-        "- **Δ**: arm − baseline per seed (the same seed gives both the same data "
-        "order), then mean ± sample standard deviation over the seeds both finished; negative: "
-        "lower loss than the baseline. **t** = mean Δ / (std Δ / √n), the paired t statistic with "
-        "n − 1 degrees of freedom: |t| above 12.71 (n = 2), 4.30 (n = 3), 3.18 (n = 4), 2.78 "
-        "(n = 5), 2.26 (n = 10) is p < 0.05 two-sided. **lower in**: seeds where the arm's loss "
-        "is below the baseline's.\n"
-        "- **ms/step**: wall-clock milliseconds per optimizer step, evaluation and checkpoints "
-        "excluded, mean over seeds; **overhead** = arm / baseline − 1. Comparable only between "
-        "runs on the same machine, with the same --threads and a similar load.\n";
+  md +=
+      "\n"
+      "- **final val loss**: validation loss after the last step, mean ± sample standard "
+      "deviation over the arm's finished seeds (n).\n"
+      "- **Δ**: arm − baseline per seed (the same seed gives both the same data "
+      "order), then mean ± sample standard deviation over the seeds both finished; negative: "
+      "lower loss than the baseline. **t** = mean Δ / (std Δ / √n), the paired t statistic with "
+      "n − 1 degrees of freedom: |t| above 12.71 (n = 2), 4.30 (n = 3), 3.18 (n = 4), 2.78 "
+      "(n = 5), 2.26 (n = 10) is p < 0.05 two-sided. **lower in**: seeds where the arm's loss "
+      "is below the baseline's.\n"
+      "- **ms/step**: wall-clock milliseconds per optimizer step, evaluation and checkpoints "
+      "excluded, mean over seeds; **overhead** = arm / baseline − 1. Comparable only between "
+      "runs on the same machine, with the same --threads and a similar load.\n";
   std::map<std::string, int> devices;  // where the finished runs trained (their last part)
   for (const auto& run : r.runs) devices[run.device.empty() ? "not recorded" : run.device]++;
   if (!devices.empty()) {
     std::vector<std::string> parts;
-    for (const auto& [d, n] : devices) parts.push_back(fmt::format("{} ({} run{})", d, n, n == 1 ? "" : "s"));
+    for (const auto& [d, n] : devices)
+      parts.push_back(fmt::format("{} ({} run{})", d, n, n == 1 ? "" : "s"));
     md += fmt::format("- **trained on**: {}{}.\n", fmt::join(parts, "; "),
                       devices.size() > 1 ? ": the runs do not share one machine or precision" : "");
   }
@@ -275,8 +291,9 @@ std::string curves_svg(const GridReport& r) {
   LinePlot p;
   const std::string grid_name = scalevec::grid_name(r);
   p.title = grid_name.empty() ? "Validation loss" : "Validation loss: " + grid_name;
-  p.subtitle = "line: mean over seeds, band: min..max over seeds. y axis: from the lowest loss to "
-               "the loss at 10% of the run (earlier, higher losses are cut off)";
+  p.subtitle =
+      "line: mean over seeds, band: min..max over seeds. y axis: from the lowest loss to "
+      "the loss at 10% of the run (earlier, higher losses are cut off)";
   p.xlabel = "step";
   p.ylabel = "validation loss (nats per byte)";
   p.legend_title = "arm: final val loss, mean ± std";
@@ -320,8 +337,9 @@ std::string delta_svg(const GridReport& r) {
   LinePlot p;
   const std::string grid_name = scalevec::grid_name(r);
   p.title = "Validation loss minus the baseline's" + (grid_name.empty() ? "" : ": " + grid_name);
-  p.subtitle = "arm − baseline seed by seed; line: mean over the seeds both finished, band: "
-               "min..max; below 0: lower loss than the baseline. From 10% of the run on";
+  p.subtitle =
+      "arm − baseline seed by seed; line: mean over the seeds both finished, band: "
+      "min..max; below 0: lower loss than the baseline. From 10% of the run on";
   p.xlabel = "step";
   p.ylabel = "Δ validation loss (nats per byte)";
   p.legend_title = "arm: final Δ, mean ± std";
@@ -370,19 +388,25 @@ std::string delta_svg(const GridReport& r) {
 std::string paired_svg(const GridReport& r) {
   DotPlot p;
   const std::string name = grid_name(r);
-  p.title = "Final validation loss minus the baseline's, seed by seed" + (name.empty() ? "" : ": " + name);
-  p.subtitle = fmt::format("a dot per seed (arm − {} with the same seed), bar: mean, whisker: ± one "
-                           "standard deviation; left of 0: lower loss than the baseline", r.baseline);
+  p.title = "Final validation loss minus the baseline's, seed by seed" +
+            (name.empty() ? "" : ": " + name);
+  p.subtitle = fmt::format(
+      "a dot per seed (arm − {} with the same seed), bar: mean, whisker: ± one "
+      "standard deviation; left of 0: lower loss than the baseline",
+      r.baseline);
   p.xlabel = "Δ final validation loss (nats per byte)";
   const auto base = runs_of(r, r.baseline);
   for (const auto& arm : r.arms) {
     if (arm.name == r.baseline) continue;
     DotRow row{arm.name, "", {}};
     for (const auto& [seed, run] : runs_of(r, arm.name))
-      if (base.count(seed)) row.values.push_back(run->final_val_loss - base.at(seed)->final_val_loss);
+      if (base.count(seed))
+        row.values.push_back(run->final_val_loss - base.at(seed)->final_val_loss);
     const MeanStd d = mean_std(row.values);
-    const auto lower = std::count_if(row.values.begin(), row.values.end(), [](double x) { return x < 0; });
-    row.note = d.n == 0 ? "no pair" : fmt::format("{} (n={}), lower in {}/{}", pm(d, true), d.n, lower, d.n);
+    const auto lower =
+        std::count_if(row.values.begin(), row.values.end(), [](double x) { return x < 0; });
+    row.note = d.n == 0 ? "no pair"
+                        : fmt::format("{} (n={}), lower in {}/{}", pm(d, true), d.n, lower, d.n);
     p.rows.push_back(std::move(row));
   }
   return render_dot_svg(p);
@@ -395,7 +419,8 @@ std::string write_reports(const GridReport& r) {
   const std::string md = summary_md(r);
   write_file_atomically(r.dir + "/summary.md", md);
   write_file_atomically(r.dir + "/paired.svg", paired_svg(r));
-  const bool curves = std::any_of(r.runs.begin(), r.runs.end(), [](const RunResult& x) { return !x.val.empty(); });
+  const bool curves =
+      std::any_of(r.runs.begin(), r.runs.end(), [](const RunResult& x) { return !x.val.empty(); });
   if (curves) {  // a grid redrawn from a results.csv without curves keeps the plots it has
     write_file_atomically(r.dir + "/curves.csv", curves_csv(r));
     write_file_atomically(r.dir + "/curves.svg", curves_svg(r));
@@ -424,8 +449,10 @@ std::vector<RunResult> read_results_csv(const std::string& path) {
 void read_curves_csv(const std::string& path, std::vector<RunResult>& runs) {
   for (const auto& f : read_csv(path, {"arm,seed,step,val_loss"})) {
     const uint64_t seed = (uint64_t)csv_number(f[1], path);
-    auto it = std::find_if(runs.begin(), runs.end(), [&](const RunResult& x) { return x.arm == f[0] && x.seed == seed; });
-    require(it != runs.end(), "'{}': a curve of {} seed {}, which has no row in results.csv", path, f[0], seed);
+    auto it = std::find_if(runs.begin(), runs.end(),
+                           [&](const RunResult& x) { return x.arm == f[0] && x.seed == seed; });
+    require(it != runs.end(), "'{}': a curve of {} seed {}, which has no row in results.csv", path,
+            f[0], seed);
     it->val.push_back({(int)csv_number(f[2], path), csv_number(f[3], path)});
   }
 }

@@ -27,27 +27,28 @@ struct RunResult {
   uint64_t seed = 0;
   double final_val_loss = 0;
   int steps = 0;
-  int64_t tokens = 0;          // steps · batch · context
-  double seconds = 0;          // wall-clock in train(), evaluation and checkpoints included
-  double sec_per_step = 0;     // the optimizer step alone (evaluation and checkpoints excluded)
+  int64_t tokens = 0;       // steps · batch · context
+  double seconds = 0;       // wall-clock in train(), evaluation and checkpoints included
+  double sec_per_step = 0;  // the optimizer step alone (evaluation and checkpoints excluded)
   std::vector<std::pair<int, double>> val;  // validation loss curve (step, loss)
-  std::string device;          // where its last part trained: "cpu, 2 threads" or the CUDA
-                               // engine's name with its precision ("" in results of old versions)
+  std::string device;  // where its last part trained: "cpu, 2 threads" or the CUDA
+                       // engine's name with its precision ("" in results of old versions)
 
   nlohmann::json to_json() const;
-  static RunResult from_json(const nlohmann::json& j, const std::string& path);  // Error on bad input
+  static RunResult from_json(const nlohmann::json& j,
+                             const std::string& path);  // Error on bad input
 };
 
 struct ReportArm {
   std::string name;
-  std::string flags;            // the arm's own `scalevec train` flags
-  std::string preset, common;   // the preset and the flags shared with the other arms
+  std::string flags;           // the arm's own `scalevec train` flags
+  std::string preset, common;  // the preset and the flags shared with the other arms
 };
 
 struct GridReport {
-  std::string dir;                    // where the reports go
-  std::string name;                   // the grid as titles name it (its directory; "" = dir)
-  std::vector<ReportArm> arms;        // in display order
+  std::string dir;              // where the reports go
+  std::string name;             // the grid as titles name it (its directory; "" = dir)
+  std::vector<ReportArm> arms;  // in display order
   std::vector<uint64_t> seeds;
   std::string baseline;               // the arm every other arm is compared with
   std::vector<RunResult> runs;        // the finished runs, any order

@@ -38,14 +38,14 @@ using Model = Transformer<float>;
 // Geometry (px) and colours.
 
 constexpr double kWidth = 900;
-constexpr double kResX = 80;                   // the residual stream's vertical line
-constexpr double kColW = 166, kColGap = 16;    // one column per linear branch
-constexpr double kCx = 425;                    // centre of the branch columns (the "trunk")
-constexpr double kTrunkW = 200;                // boxes on the trunk (N, W_o, post-norm)
-constexpr double kBoxH = 32, kGap = 18;        // box height, vertical gap between rows
+constexpr double kResX = 80;                     // the residual stream's vertical line
+constexpr double kColW = 166, kColGap = 16;      // one column per linear branch
+constexpr double kCx = 425;                      // centre of the branch columns (the "trunk")
+constexpr double kTrunkW = 200;                  // boxes on the trunk (N, W_o, post-norm)
+constexpr double kBoxH = 32, kGap = 18;          // box height, vertical gap between rows
 constexpr double kFrameX0 = 20, kFrameX1 = 700;  // the block's frame
-constexpr double kLegendX = 714;               // the legend, right of the block
-constexpr double kPlusR = 9;                   // radius of a residual "+"
+constexpr double kLegendX = 714;                 // the legend, right of the block
+constexpr double kPlusR = 9;                     // radius of a residual "+"
 
 const Style kInputStyle{"#dcebf7", "#0072b2", 1.6};   // Input-type scale (Okabe–Ito blue)
 const Style kOutputStyle{"#fbe1d0", "#d55e00", 1.6};  // Output-type scale (Okabe–Ito vermilion)
@@ -125,8 +125,10 @@ std::string tooltip(const ScaleBox& b) {
 std::pair<std::string, std::string> matrix_text(const ParamInfo& w) {
   std::string leaf = w.name.substr(w.name.rfind('.') + 1);  // "wq", "w_gate", "head"
   std::string sym = "W_{" + leaf + "}";
-  if (leaf.rfind("w_", 0) == 0) sym = "W_{" + leaf.substr(2) + "}";
-  else if (leaf.size() > 1 && leaf[0] == 'w') sym = "W_{" + leaf.substr(1) + "}";
+  if (leaf.rfind("w_", 0) == 0)
+    sym = "W_{" + leaf.substr(2) + "}";
+  else if (leaf.size() > 1 && leaf[0] == 'w')
+    sym = "W_{" + leaf.substr(1) + "}";
   std::string shape = w.shape.size() == 2 ? fmt::format(" · {}×{}", w.shape[0], w.shape[1]) : "";
   return {sym, short_name(w.name) + shape};
 }
@@ -165,8 +167,10 @@ class Drawing {
     svg_.box(cx, cy, w, kBoxH, st, b.value + " ⊙ " + arg, b.label, tooltip(b), cls);
     size_t n = 0;
     for (const ParamInfo* p : b.params) n += p->numel;
-    if (b.type == ScaleType::Input) tally_.input++, tally_.input_params += n;
-    else tally_.output++, tally_.output_params += n;
+    if (b.type == ScaleType::Input)
+      tally_.input++, tally_.input_params += n;
+    else
+      tally_.output++, tally_.output_params += n;
   }
   // A normalization without a scale of its own.
   void norm(double cx, double cy, double w, const std::string& text, const std::string& note = "") {
@@ -200,8 +204,10 @@ class Drawing {
       const std::string n = o.heads() > 1 ? "N_{h}(·)" : "N(·)";
       arrow_to(from, {cx, norm_row - kBoxH / 2});
       if (o.heads() > 1) tally_.per_head_heads = o.heads();
-      if (o.norm_scale().identity()) norm(cx, norm_row, w, n, what + (o.heads() > 1 ? " per head" : ""));
-      else scale(cx, norm_row, w, o.norm_scale(), n);
+      if (o.norm_scale().identity())
+        norm(cx, norm_row, w, n, what + (o.heads() > 1 ? " per head" : ""));
+      else
+        scale(cx, norm_row, w, o.norm_scale(), n);
       from = {cx, norm_row + kBoxH / 2};
     }
     return from;
@@ -228,7 +234,7 @@ class Drawing {
 // One sublayer as the drawing needs it: its input-side scale, its branches (one column each),
 // the operation that joins them, the output matrix and the optional post-norm.
 struct SublayerView {
-  std::string name;                                  // "attention", "MLP"
+  std::string name;  // "attention", "MLP"
   const InputSideScale<float>* in = nullptr;
   std::vector<const LinearBranch<float>*> branches;  // in branch order
   std::vector<bool> rope;                            // per branch: RoPE after its output side
@@ -338,16 +344,20 @@ double draw_legend(Svg& svg, double y, const Tally& t, const Model& model) {
   constexpr size_t kChars = 24;  // characters per legend line at 11 px
   auto entry = [&](const Style& st, const std::string& cls, const std::string& text) {
     svg.rect(x, y - 9, sw, 16, st, 3, cls);
-    for (const auto& l : wrap(text, kChars)) svg.text(tx, y + 3, l, 11, "start", "#222222", false, false), y += 14;
+    for (const auto& l : wrap(text, kChars))
+      svg.text(tx, y + 3, l, 11, "start", "#222222", false, false), y += 14;
     y += 8;
   };
   svg.text(x, y, "legend", 12, "start", "#222222", true);
   y += 20;
-  entry(kInputStyle, "legend input", "Input-type scale: folds exactly into the adjacent linear map");
-  entry(kOutputStyle, "legend output", "Output-type scale: restores the magnitude a normalization removed");
+  entry(kInputStyle, "legend input",
+        "Input-type scale: folds exactly into the adjacent linear map");
+  entry(kOutputStyle, "legend output",
+        "Output-type scale: restores the magnitude a normalization removed");
   if (t.zero_grad > 0) {
     Style z{"#ffffff", "#555555", 1.6, kZeroGradDash};
-    entry(z, "legend zero-grad", "dashed: its magnitude β gets a structurally zero gradient (a later norm cancels it)");
+    entry(z, "legend zero-grad",
+          "dashed: its magnitude β gets a structurally zero gradient (a later norm cancels it)");
   }
   entry(kNormStyle, "legend norm", "normalization, no parameters");
   entry(kLinearStyle, "legend linear", "linear map W (out × in)");
@@ -364,8 +374,7 @@ double draw_legend(Svg& svg, double y, const Tally& t, const Model& model) {
                    t.input, t.input_params, t.output, t.output_params));
   const auto& L = model.layout();
   note(fmt::format("all {} layer{}: {} scale parameters of {} ({:.2f}%)", c.n_layer,
-                   c.n_layer == 1 ? "" : "s",
-                   L.count_role(Role::Scale), L.total(),
+                   c.n_layer == 1 ? "" : "s", L.count_role(Role::Scale), L.total(),
                    100.0 * (double)L.count_role(Role::Scale) / (double)L.total()));
   note("each box's tooltip (<title>) gives its full parameter names and where it folds");
   return y;
@@ -394,7 +403,8 @@ std::string render(const Model& model, const std::string& title_arg) {
   svg.text(kFrameX0, 47,
            fmt::format("{} layer{} · d_model {} · {} heads × {} · d_ff {} · vocab {} · one block "
                        "drawn in full (layer 0)",
-                       c.n_layer, c.n_layer == 1 ? "" : "s", c.d_model, c.n_head, c.head_size(), c.d_ff, c.vocab_size),
+                       c.n_layer, c.n_layer == 1 ? "" : "s", c.d_model, c.n_head, c.head_size(),
+                       c.d_ff, c.vocab_size),
            11.5, "start", "#444444", false, false);
   svg.text(kFrameX0, 63,
            fmt::format("scale: {} · parameterization {} · {} · DP {} · DNP {} · QK-Norm {} · "
@@ -402,8 +412,9 @@ std::string render(const Model& model, const std::string& title_arg) {
                        c.scale, scale_param_name(sc.param),
                        sc.param == ScaleParam::None ? "no scale vectors"
                        : sc.hg                      ? "HG (one γ per branch)"
-                                                    : "one shared γ per norm", branches_to_string(sc.dp),
-                       branches_to_string(sc.dnp), on_off(sc.qk_norm), on_off(sc.post_norm)),
+                                                    : "one shared γ per norm",
+                       branches_to_string(sc.dp), branches_to_string(sc.dnp), on_off(sc.qk_norm),
+                       on_off(sc.post_norm)),
            11.5, "start", "#444444", false, false);
 
   // The embedding on top of the residual stream.
@@ -421,8 +432,8 @@ std::string render(const Model& model, const std::string& title_arg) {
   attn.rope = {true, true, false};  // Block::forward rotates q and k
   attn.join = fmt::format("causal attention: softmax(q k^{{T}} / √{}) v", c.head_size());
   attn.join_note = fmt::format("per head: {} heads × {} channels", c.n_head, c.head_size());
-  SublayerView mlp{"MLP", &b.mlp_in(), {}, {}, "SwiGLU: h = silu(gate) ⊙ up", "elementwise",
-                   b.w_down(), &b.post_mlp()};
+  SublayerView mlp{"MLP",         &b.mlp_in(), {},           {}, "SwiGLU: h = silu(gate) ⊙ up",
+                   "elementwise", b.w_down(),  &b.post_mlp()};
   for (const auto& br : b.gate_up()) mlp.branches.push_back(&br);
   mlp.rope = {false, false};
   const auto [tap1, plus1] = draw_sublayer(svg, d, attn);
@@ -479,14 +490,16 @@ std::string render(const Model& model, const std::string& title_arg) {
 
 Action add_diagram(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
-      "diagram", "Draw one Pre-Norm block (and the model around it) as an SVG block diagram, with "
-                 "every scale vector marked where it acts and coloured by its type");
+      "diagram",
+      "Draw one Pre-Norm block (and the model around it) as an SVG block diagram, with "
+      "every scale vector marked where it acts and coloured by its type");
   struct Args {
     std::string preset = "tiny", title, out;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--preset", a->preset, "architecture: " + std::string(model_preset_names()))
-      ->check(CLI::IsMember(model_preset_list()))->capture_default_str();
+      ->check(CLI::IsMember(model_preset_list()))
+      ->capture_default_str();
   auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
   cmd->add_option("--title", a->title, "figure title [default: names the scale strategy]");
   cmd->add_option("--out", a->out, "SVG file to write ('-' or none: standard output)");

@@ -65,11 +65,14 @@ inline std::string rich_text(const std::string& s, double size) {
 struct Style {
   Style(std::string fill_ = "#ffffff", std::string stroke_ = "#333333", double width = 1.2,
         std::string dash_ = "")
-      : fill(std::move(fill_)), stroke(std::move(stroke_)), stroke_width(width), dash(std::move(dash_)) {}
+      : fill(std::move(fill_)),
+        stroke(std::move(stroke_)),
+        stroke_width(width),
+        dash(std::move(dash_)) {}
   std::string fill, stroke;
   double stroke_width;
-  std::string dash;     // stroke-dasharray, "" = solid
-  bool bold = false;    // the first line of text
+  std::string dash;   // stroke-dasharray, "" = solid
+  bool bold = false;  // the first line of text
 };
 
 struct Point {
@@ -87,11 +90,11 @@ class Svg {
            const std::string& cls = "") {
     body_ += cls.empty() ? "<g>" : "<g class='" + cls + "'>";
     if (!tooltip.empty()) body_ += "<title>" + xml_escape(tooltip) + "</title>";
-    body_ += fmt::format("<rect x='{}' y='{}' width='{}' height='{}' rx='5' fill='{}' stroke='{}' "
-                         "stroke-width='{}'{}/>",
-                         num(cx - w / 2), num(cy - h / 2), num(w), num(h), st.fill, st.stroke,
-                         num(st.stroke_width),
-                         st.dash.empty() ? "" : " stroke-dasharray='" + st.dash + "'");
+    body_ += fmt::format(
+        "<rect x='{}' y='{}' width='{}' height='{}' rx='5' fill='{}' stroke='{}' "
+        "stroke-width='{}'{}/>",
+        num(cx - w / 2), num(cy - h / 2), num(w), num(h), st.fill, st.stroke, num(st.stroke_width),
+        st.dash.empty() ? "" : " stroke-dasharray='" + st.dash + "'");
     const bool two = !line2.empty();
     text_at(cx, cy + (two ? -2.5 : 4.2), line1, 12, "middle", "#111111", st.bold);
     if (two) text_at(cx, cy + 10.5, line2, 9.5, "middle", "#444444", false, false);
@@ -109,39 +112,45 @@ class Svg {
   // A label read bottom to top, centred at (x, y).
   void vtext(double x, double y, const std::string& s, double size = 12,
              const std::string& fill = "#111111") {
-    body_ += fmt::format("<text x='{0}' y='{1}' font-size='{2}' text-anchor='middle' fill='{3}' "
-                         "transform='rotate(-90 {0} {1})'>{4}</text>\n",
-                         num(x), num(y), num(size), fill, xml_escape(s));
+    body_ += fmt::format(
+        "<text x='{0}' y='{1}' font-size='{2}' text-anchor='middle' fill='{3}' "
+        "transform='rotate(-90 {0} {1})'>{4}</text>\n",
+        num(x), num(y), num(size), fill, xml_escape(s));
   }
 
   // A polyline through `pts` with an arrowhead at the last point.
-  void arrow(const std::vector<Point>& pts, const std::string& color = "#444444", double width = 1.3) {
+  void arrow(const std::vector<Point>& pts, const std::string& color = "#444444",
+             double width = 1.3) {
     std::string p;
     for (const Point& q : pts) p += (p.empty() ? "" : " ") + num(q.x) + "," + num(q.y);
-    body_ += fmt::format("<polyline points='{}' fill='none' stroke='{}' stroke-width='{}' "
-                         "stroke-linejoin='round' marker-end='url(#arrow)'/>\n",
-                         p, color, num(width));
+    body_ += fmt::format(
+        "<polyline points='{}' fill='none' stroke='{}' stroke-width='{}' "
+        "stroke-linejoin='round' marker-end='url(#arrow)'/>\n",
+        p, color, num(width));
   }
   // A straight line without arrowhead.
   void line(Point a, Point b, const std::string& color = "#444444", double width = 1.3,
             const std::string& dash = "") {
-    body_ += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='{}' stroke-width='{}'{}/>\n",
-                         num(a.x), num(a.y), num(b.x), num(b.y), color, num(width),
-                         dash.empty() ? "" : " stroke-dasharray='" + dash + "'");
+    body_ +=
+        fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='{}' stroke-width='{}'{}/>\n",
+                    num(a.x), num(a.y), num(b.x), num(b.y), color, num(width),
+                    dash.empty() ? "" : " stroke-dasharray='" + dash + "'");
   }
   void circle(Point c, double r, const std::string& fill, const std::string& stroke = "none",
               double width = 1.3) {
-    body_ += fmt::format("<circle cx='{}' cy='{}' r='{}' fill='{}' stroke='{}' stroke-width='{}'/>\n",
-                         num(c.x), num(c.y), num(r), fill, stroke, num(width));
+    body_ +=
+        fmt::format("<circle cx='{}' cy='{}' r='{}' fill='{}' stroke='{}' stroke-width='{}'/>\n",
+                    num(c.x), num(c.y), num(r), fill, stroke, num(width));
   }
   // A rectangle without text (frames, legend swatches).
   void rect(double x, double y, double w, double h, const Style& st, double rx = 5,
             const std::string& cls = "") {
-    body_ += fmt::format("<rect{} x='{}' y='{}' width='{}' height='{}' rx='{}' fill='{}' "
-                         "stroke='{}' stroke-width='{}'{}/>\n",
-                         cls.empty() ? "" : " class='" + cls + "'", num(x), num(y), num(w), num(h),
-                         num(rx), st.fill, st.stroke, num(st.stroke_width),
-                         st.dash.empty() ? "" : " stroke-dasharray='" + st.dash + "'");
+    body_ += fmt::format(
+        "<rect{} x='{}' y='{}' width='{}' height='{}' rx='{}' fill='{}' "
+        "stroke='{}' stroke-width='{}'{}/>\n",
+        cls.empty() ? "" : " class='" + cls + "'", num(x), num(y), num(w), num(h), num(rx), st.fill,
+        st.stroke, num(st.stroke_width),
+        st.dash.empty() ? "" : " stroke-dasharray='" + st.dash + "'");
   }
 
   // The complete document, width x height px, white background, one arrowhead marker.
@@ -162,11 +171,11 @@ class Svg {
  private:
   void text_at(double x, double y, const std::string& s, double size, const std::string& anchor,
                const std::string& fill, bool bold, bool rich = true) {
-    body_ += fmt::format("<text x='{}' y='{}' font-size='{}'{}{}{}>{}</text>", num(x), num(y),
-                         num(size), anchor == "start" ? "" : " text-anchor='" + anchor + "'",
-                         fill == "#111111" ? "" : " fill='" + fill + "'",
-                         bold ? " font-weight='bold'" : "",
-                         rich ? rich_text(s, size) : xml_escape(s));
+    body_ +=
+        fmt::format("<text x='{}' y='{}' font-size='{}'{}{}{}>{}</text>", num(x), num(y), num(size),
+                    anchor == "start" ? "" : " text-anchor='" + anchor + "'",
+                    fill == "#111111" ? "" : " fill='" + fill + "'",
+                    bold ? " font-weight='bold'" : "", rich ? rich_text(s, size) : xml_escape(s));
   }
   std::string body_;
 };

@@ -30,7 +30,7 @@ std::string render_svg(const LinePlot& plot);
 // A dot plot of paired differences: one row per label, a dot per value (e.g. per seed), the mean
 // as a bar with a whisker of ± one standard deviation, and a vertical line at zero.
 struct DotRow {
-  std::string label, note;     // left of the row; right of it (e.g. "−0.0346 ± 0.0026, 3/3 lower")
+  std::string label, note;  // left of the row; right of it (e.g. "−0.0346 ± 0.0026, 3/3 lower")
   std::vector<double> values;  // the dots
 };
 struct DotPlot {
@@ -42,7 +42,8 @@ std::string render_dot_svg(const DotPlot& plot);
 // &, <, >, " and ' as XML entities (for text and attribute values).
 std::string xml_escape(const std::string& s);
 
-// Tick positions inside [lo, hi] at a step of 1, 2 or 5 times a power of ten, about `target` of them.
+// Tick positions inside [lo, hi] at a step of 1, 2 or 5 times a power of ten, about `target` of
+// them.
 std::vector<double> nice_ticks(double lo, double hi, int target = 6);
 
 }  // namespace scalevec

@@ -28,8 +28,10 @@ int main(int argc, char** argv) {
   });
   if (argc > 1 && argv[1][0] != '-' && !actions.count(argv[1])) {
     std::string names;
-    for (auto* sub : app.get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
-    std::fprintf(stderr, "error: unknown command '%s' (expected one of: %s)\n", argv[1], names.c_str());
+    for (auto* sub : app.get_subcommands({}))
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    std::fprintf(stderr, "error: unknown command '%s' (expected one of: %s)\n", argv[1],
+                 names.c_str());
     return 2;
   }
   try {

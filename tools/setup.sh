@@ -7,8 +7,9 @@ packages=(build-essential cmake pkg-config libopenblas-openmp-dev libfmt-dev lib
           nlohmann-json3-dev zlib1g-dev libgtest-dev fortunes)
 if [[ "${1:-}" == "--test" ]]; then
   # PyTorch: the independent reference; gdb: the stepping-through recipe is a test;
-  # librsvg2-bin (rsvg-convert): the figures are rendered to PNG by a test.
-  packages+=(python3 python3-numpy python3-torch gdb librsvg2-bin)
+  # librsvg2-bin (rsvg-convert): the figures are rendered to PNG by a test; clang-format: the
+  # layout check (tools/format.sh --check).
+  packages+=(python3 python3-numpy python3-torch gdb librsvg2-bin clang-format)
 fi
 
 missing=()

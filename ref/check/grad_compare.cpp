@@ -7,10 +7,12 @@
 
 namespace scalevec {
 
-std::vector<GradCompare> compare_gradients(const ParamLayout& layout, const std::vector<double>& ref,
+std::vector<GradCompare> compare_gradients(const ParamLayout& layout,
+                                           const std::vector<double>& ref,
                                            const std::vector<float>& got) {
   require(ref.size() == layout.total() && got.size() == layout.total(),
-          "compare_gradients: {} and {} values for a layout of {}", ref.size(), got.size(), layout.total());
+          "compare_gradients: {} and {} values for a layout of {}", ref.size(), got.size(),
+          layout.total());
   double ss_all = 0;
   for (double x : ref) ss_all += x * x;
   const double rms_all = std::sqrt(ss_all / double(std::max<size_t>(1, ref.size())));

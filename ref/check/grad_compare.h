@@ -26,7 +26,8 @@ struct GradCompare {
 };
 
 // ref, got: the whole gradient in layout order. One row per tensor of the layout.
-std::vector<GradCompare> compare_gradients(const ParamLayout& layout, const std::vector<double>& ref,
+std::vector<GradCompare> compare_gradients(const ParamLayout& layout,
+                                           const std::vector<double>& ref,
                                            const std::vector<float>& got);
 
 }  // namespace scalevec

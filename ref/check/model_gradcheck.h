@@ -18,8 +18,8 @@ struct TensorCheck {
 };
 
 struct ModelCheckOptions {
-  int batch = 2, seq = 16;      // random tokens, (batch, seq)
-  size_t samples = 24;          // entries checked per tensor (half uniform, half among nonzero)
+  int batch = 2, seq = 16;  // random tokens, (batch, seq)
+  size_t samples = 24;      // entries checked per tensor (half uniform, half among nonzero)
   // Step and floor, measured on widths 8..64 (tools' gradcheck, seeds 1..6): h = 3e-4 balances
   // the stencil's O(h⁴) truncation (large for small embeddings, which RMSNorm amplifies) against
   // round-off in the loss (~1e-14, divided by h); entries below atol/rtol = 1e-4 are judged
@@ -27,7 +27,7 @@ struct ModelCheckOptions {
   double h = 3e-4;
   double rtol = 1e-6, atol = 1e-10;
   uint64_t seed = 1;
-  bool randomize_scales = true; // γ ~ U(0.5, 1.5) instead of 1, so that γ ≠ 1 is exercised
+  bool randomize_scales = true;  // γ ~ U(0.5, 1.5) instead of 1, so that γ ≠ 1 is exercised
 };
 
 // The batch a check used and the analytic gradient it checked (e.g. to compare the GPU with it).

@@ -18,7 +18,8 @@ struct Batch2 {
   std::vector<int32_t> tokens, targets;
   explicit Batch2(uint64_t seed) : tokens(kB * kT), targets(kB * kT) {
     Rng r(seed);
-    for (int i = 0; i < kB * kT; i++) tokens[i] = int32_t(r.below(256)), targets[i] = int32_t(r.below(256));
+    for (int i = 0; i < kB * kT; i++)
+      tokens[i] = int32_t(r.below(256)), targets[i] = int32_t(r.below(256));
   }
 };
 
@@ -97,7 +98,8 @@ std::vector<FoldResult> fold_check(const ScaleConfig& sc, uint64_t seed) {
     fold_scale(site, m.params.data());  // W ← W diag(γ) (or diag(γ) W), then γ ← 1
     m.forward(b.tokens.data(), nullptr, kB, kT);
     double change = 0;
-    for (size_t i = 0; i < nlogits; i++) change = std::max(change, std::abs(m.logits()[i] - ref[i]));
+    for (size_t i = 0; i < nlogits; i++)
+      change = std::max(change, std::abs(m.logits()[i] - ref[i]));
     // [end]
     std::string targets;
     for (const auto& tg : site.targets) {
@@ -231,7 +233,8 @@ DualResult dual_check(double lr, double u_spread, uint64_t seed) {
   for (const auto& p : dual.m.layout().params())
     if (p.name.ends_with("_dp.u"))
       for (size_t i = 0; i < p.numel; i++)
-        dual.m.params[p.offset + i] = u_spread == 0 ? 1.0 : 1.0 + u_spread * (2 * rng.uniform() - 1);
+        dual.m.params[p.offset + i] =
+            u_spread == 0 ? 1.0 : 1.0 + u_spread * (2 * rng.uniform() - 1);
   for (const auto& p : input.layout().params())
     std::copy_n(param(dual.m, p.name), p.numel, param(input, p.name));
   std::map<size_t, std::string> name_at;  // offset -> parameter name in the dual model

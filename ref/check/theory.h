@@ -1,5 +1,5 @@
-// The exact, deterministic checks of docs/SCALE_VECTORS.md §6, run on the real model (double precision).
-// Each returns numbers; tests assert on them and the chapters print them.
+// The exact, deterministic checks of docs/SCALE_VECTORS.md §6, run on the real model (double
+// precision). Each returns numbers; tests assert on them and the chapters print them.
 //
 //  1. folding         every Input-type scale folds into its linear map (logits unchanged to
 //                     round-off); folding an Output-type scale the same way changes the logits
@@ -34,18 +34,18 @@ double random_model_gradient(Transformer<double>& m, uint64_t seed);
 
 // ---- 1. folding
 struct FoldResult {
-  std::string site;      // e.g. "layers.0.attn_norm"
+  std::string site;  // e.g. "layers.0.attn_norm"
   ScaleType type;
-  std::string targets;   // the maps folded into
-  double change;         // max |Δ logits| / max |logits| after the fold
+  std::string targets;  // the maps folded into
+  double change;        // max |Δ logits| / max |logits| after the fold
 };
 std::vector<FoldResult> fold_check(const ScaleConfig& sc, uint64_t seed);
 
 // ---- 2. preconditioner (Theorem 2.2)
 struct PrecondResult {
   double lr;
-  double rel_err;       // ‖Δw̃ - predicted‖ / ‖predicted‖ over the site's branches: O(lr)
-  double coupling;      // share of the predicted step that comes from the other branches' terms
+  double rel_err;   // ‖Δw̃ - predicted‖ / ‖predicted‖ over the site's branches: O(lr)
+  double coupling;  // share of the predicted step that comes from the other branches' terms
 };
 // On the attention-input site of layer 0 (shared γ for q, k, v, or HG's γ_f when sc.hg) of a
 // fresh model with random scales ...
@@ -60,8 +60,8 @@ std::vector<PrecondResult> precond_check(Transformer<double>& m, const std::vect
 struct ConservationResult {
   double lr;
   int steps;
-  double drift;          // max_j |Q_j(end) - Q_j(0)| for Q_j = γ_j² - Σ_f ‖w_{f,j}‖²
-  double drift_gamma2;   // the same for γ_j² alone (which does move): the yardstick
+  double drift;         // max_j |Q_j(end) - Q_j(0)| for Q_j = γ_j² - Σ_f ‖w_{f,j}‖²
+  double drift_gamma2;  // the same for γ_j² alone (which does move): the yardstick
 };
 // Plain GD for `time` units of gradient-flow time (steps = time / lr) with weight decay wd.
 ConservationResult conservation_check(const ScaleConfig& sc, double lr, double time, double wd,
@@ -69,11 +69,11 @@ ConservationResult conservation_check(const ScaleConfig& sc, double lr, double t
 
 // ---- 4. Theorem 3.1
 struct DualResult {
-  double grad_sq_input;  // ‖∇L‖² of the input-only model (all parameters)
-  double grad_sq_dual;   // ‖∇L‖² of the dual model at the same effective weights
-  double grad_sq_u;      // ‖∂L/∂u‖²: the dual model's extra term
-  double loss_input, loss_dual;          // equal: same function
-  double drop_input, drop_dual;          // measured L(θ) - L(θ - lr ∇L), lr = `lr`
+  double grad_sq_input;          // ‖∇L‖² of the input-only model (all parameters)
+  double grad_sq_dual;           // ‖∇L‖² of the dual model at the same effective weights
+  double grad_sq_u;              // ‖∂L/∂u‖²: the dual model's extra term
+  double loss_input, loss_dual;  // equal: same function
+  double drop_input, drop_dual;  // measured L(θ) - L(θ - lr ∇L), lr = `lr`
 };
 // u_scale = 1: u = 1 (initialization; W of both models equal). Otherwise u is random in
 // [1 - u_spread, 1 + u_spread] and the input-only model gets W' = diag(u) W (same effective map).

@@ -1,5 +1,5 @@
-// One Pre-Norm transformer block (docs/SCALE_VECTORS.md §2), Llama style, no biases, with every scale
-// placement of §4 as a module:
+// One Pre-Norm transformer block (docs/SCALE_VECTORS.md §2), Llama style, no biases, with every
+// scale placement of §4 as a module:
 //
 //   n = N(x);  a_f = γ_f ⊙ n                      input side   (InputSideScale: shared γ or HG)
 //   z_f = W_f a_f,  f ∈ {q, k, v}                 linear branches
@@ -55,11 +55,11 @@ struct RopeTables {
 // buffers. Without output-side scales y aliases z.
 template <class T, class Ops = CpuOps<T>>
 struct LinearBranch {
-  size_t w = 0;                 // offset of W_f
-  int in = 0, out = 0;          // W_f is (out, in)
+  size_t w = 0;         // offset of W_f
+  int in = 0, out = 0;  // W_f is (out, in)
   OutputSide<T, Ops> out_side;
-  typename Ops::Array z, y;     // (N, out): W_f a_f and out_side(z)
-  typename Ops::Array dz, dy;   // their gradients
+  typename Ops::Array z, y;    // (N, out): W_f a_f and out_side(z)
+  typename Ops::Array dz, dy;  // their gradients
   T* Y() { return out_side.identity() ? z.data() : y.data(); }
   T* dY() { return out_side.identity() ? dz.data() : dy.data(); }
   // Trace names (ref/model/trace.h): "attn.q.z", "attn.q.y" and its input "attn_norm.a" (HG:
@@ -100,8 +100,9 @@ class Block {
 
  private:
   InputSide make_site(ParamLayout& layout, const std::string& p, const std::string& norm,
-                      const std::string& sub, const std::vector<std::pair<Branch, std::string>>& defs,
-                      Linear* br, int d_out, size_t N);
+                      const std::string& sub,
+                      const std::vector<std::pair<Branch, std::string>>& defs, Linear* br,
+                      int d_out, size_t N);
   void branches_forward(const T* P, InputSide& in, Linear* br, int nb, int B, int Tn);
   void branches_backward(const T* P, T* G, InputSide& in, Linear* br, int nb, T* dn, int B, int Tn);
   // `scalevec trace`, each a no-op without a recorder: a step (or its gradient) under
@@ -113,10 +114,10 @@ class Block {
   ModelConfig cfg_;
   int C_, F_, NH_, hs_;
   InputSide attn_in_, mlp_in_;
-  std::array<Linear, 3> qkv_;           // q, k, v: (N, C) each
-  std::array<Linear, 2> gu_;            // gate, up: (N, F) each
+  std::array<Linear, 3> qkv_;  // q, k, v: (N, C) each
+  std::array<Linear, 2> gu_;   // gate, up: (N, F) each
   size_t w_o_ = 0, w_down_ = 0;
-  OutSide post_attn_, post_mlp_;         // post-sublayer norms (identity unless enabled)
+  OutSide post_attn_, post_mlp_;  // post-sublayer norms (identity unless enabled)
   // Activations kept for the backward pass.
   typename Ops::Array n1_, rstd1_;  // (N, C), (N,)   N(x)
   typename Ops::Array att_;         // (B, NH, T, T)  softmax probabilities
@@ -125,13 +126,14 @@ class Block {
   typename Ops::Array x_mid_;       // (N, C)         residual after attention
   typename Ops::Array n2_, rstd2_;  // (N, C), (N,)   N(x_mid)
   typename Ops::Array h_;           // (N, F)         silu(gate) ⊙ up
-  Trace<T>* trace_ = nullptr;  // `scalevec trace`'s recorder, if any
-  std::string prefix_;         // "layers.<l>.": the prefix of its trace names
+  Trace<T>* trace_ = nullptr;       // `scalevec trace`'s recorder, if any
+  std::string prefix_;              // "layers.<l>.": the prefix of its trace names
 };
 
 // ---------------------------------------------------------------------------------------------
 
-inline size_t add_matrix(ParamLayout& layout, const std::string& name, int rows, int cols, double std) {
+inline size_t add_matrix(ParamLayout& layout, const std::string& name, int rows, int cols,
+                         double std) {
   ParamInfo m;
   m.name = name, m.shape = {rows, cols}, m.role = Role::Matrix, m.init_std = std;
   return layout.add(m);
@@ -163,7 +165,8 @@ typename Block<T, Ops>::InputSide Block<T, Ops>::make_site(
     x.w = add_matrix(layout, ins[f].w_name, d_out, C_, 0.02);
     maps.push_back({x.w, d_out, C_, true});
     typename OutSide::Spec s;
-    s.param = sc.param, s.dp = sc.has(sc.dp, b), s.heads = is_qk(b) ? NH_ : 1, s.eps = cfg_.norm_eps;
+    s.param = sc.param, s.dp = sc.has(sc.dp, b), s.heads = is_qk(b) ? NH_ : 1,
+    s.eps = cfg_.norm_eps;
     s.downstream_norm = post_cancels(b), s.skip_cancelled = sc.skip_cancelled_magnitude;
     const std::string bn = p + sub + "." + branch_name(b);
     if (sc.has(sc.dnp, b)) s.norm = bn + "_dnp", s.norm_symbol = "u";
@@ -195,18 +198,19 @@ Block<T, Ops>::Block(ParamLayout& layout, const ModelConfig& cfg, int layer, int
   const double std_out = 0.02 / std::sqrt(2.0 * cfg.n_layer);  // GPT-2 style residual scaling
   // Parameters in forward order: attention norm, q k v (+ output scales), wo, post-norm, MLP norm,
   // gate up (+ output scales), down, post-norm.
-  attn_in_ = make_site(layout, p, "attn_norm", "attn",
-                       {{Branch::Q, "wq"}, {Branch::K, "wk"}, {Branch::V, "wv"}}, qkv_.data(), C_, N);
+  attn_in_ =
+      make_site(layout, p, "attn_norm", "attn",
+                {{Branch::Q, "wq"}, {Branch::K, "wk"}, {Branch::V, "wv"}}, qkv_.data(), C_, N);
   w_o_ = add_matrix(layout, p + "attn.wo", C_, C_, std_out);
   if (cfg.sc.post_norm)
     post_attn_ = post_norm<T, Ops>(layout, p + "post_attn_norm", w_o_, C_, C_, p + "attn.wo",
-                              cfg.sc.param, cfg.norm_eps, N);
-  mlp_in_ = make_site(layout, p, "mlp_norm", "mlp", {{Branch::Gate, "w_gate"}, {Branch::Up, "w_up"}},
-                      gu_.data(), F_, N);
+                                   cfg.sc.param, cfg.norm_eps, N);
+  mlp_in_ = make_site(layout, p, "mlp_norm", "mlp",
+                      {{Branch::Gate, "w_gate"}, {Branch::Up, "w_up"}}, gu_.data(), F_, N);
   w_down_ = add_matrix(layout, p + "mlp.w_down", C_, F_, std_out);
   if (cfg.sc.post_norm)
     post_mlp_ = post_norm<T, Ops>(layout, p + "post_mlp_norm", w_down_, C_, F_, p + "mlp.w_down",
-                             cfg.sc.param, cfg.norm_eps, N);
+                                  cfg.sc.param, cfg.norm_eps, N);
 
   n1_.resize(N * C_), rstd1_.resize(N);
   att_.resize((size_t)max_B * NH_ * cfg.context * cfg.context);
@@ -218,7 +222,7 @@ Block<T, Ops>::Block(ParamLayout& layout, const ModelConfig& cfg, int layer, int
 template <class T, class Ops>
 void Block<T, Ops>::branches_forward(const T* P, InputSide& in, Linear* br, int nb, int B, int Tn) {
   const int N = B * Tn;
-  trace_inputs(TracePass::Forward, in, br, nb, B, Tn);                  // a_f
+  trace_inputs(TracePass::Forward, in, br, nb, B, Tn);  // a_f
   for (int f = 0; f < nb; f++) {
     Linear& x = br[f];
     Ops::linear_forward(x.z.data(), in.input(f), P + x.w, N, x.in, x.out);
@@ -244,11 +248,12 @@ void Block<T, Ops>::branches_backward(const T* P, T* G, InputSide& in, Linear* b
     }
     Ops::linear_backward(in.dinput(f), G + x.w, x.dz.data(), in.input(f), P + x.w, N, x.in, x.out);
   }
-  trace_inputs(TracePass::Backward, in, br, nb, B, Tn);                 // d(a_f)
+  trace_inputs(TracePass::Backward, in, br, nb, B, Tn);  // d(a_f)
   Ops::zero(dn, (size_t)N * C_);
   in.backward(P, G, dn, N);
 }
 
+// clang-format off: the call list's aligned comments are its reading
 // [snippet:block_forward]
 template <class T, class Ops>
 void Block<T, Ops>::forward(const T* P, const T* x, T* out, int B, int Tn,
@@ -256,19 +261,19 @@ void Block<T, Ops>::forward(const T* P, const T* x, T* out, int B, int Tn,
   const int N = B * Tn, C = C_, F = F_;
   const T eps = T(cfg_.norm_eps);
   // --- attention ---
-  Ops::rmsnorm_forward(n1_.data(), rstd1_.data(), x, N, C, eps);        // n1 = N(x)
+  Ops::rmsnorm_forward(n1_.data(), rstd1_.data(), x, N, C, eps);  // n1 = N(x)
   trace("attn_norm.n", n1_.data(), {B, Tn, C});
-  attn_in_.forward(P, n1_.data(), N);                                   // a_f = γ_f ⊙ n1
-  branches_forward(P, attn_in_, qkv_.data(), 3, B, Tn);                 // y_f = out_f(W_f a_f)
+  attn_in_.forward(P, n1_.data(), N);                    // a_f = γ_f ⊙ n1
+  branches_forward(P, attn_in_, qkv_.data(), 3, B, Tn);  // y_f = out_f(W_f a_f)
   T *q = qkv_[0].Y(), *k = qkv_[1].Y(), *v = qkv_[2].Y();
   Ops::rope_forward(q, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_);
   Ops::rope_forward(k, rope.cos.data(), rope.sin.data(), B, Tn, NH_, hs_);
   trace("attn.q.rope", q, {B, Tn, C}), trace("attn.k.rope", k, {B, Tn, C});
   Ops::attention_forward(y_.data(), att_.data(), q, k, v, B, Tn, NH_, hs_);
   trace("attn.att", att_.data(), {B, NH_, Tn, Tn}), trace("attn.y", y_.data(), {B, Tn, C});
-  Ops::linear_forward(o_.data(), y_.data(), P + w_o_, N, C, C);         // o = W_o y
+  Ops::linear_forward(o_.data(), y_.data(), P + w_o_, N, C, C);  // o = W_o y
   trace("attn.o", o_.data(), {B, Tn, C});
-  if (!post_attn_.identity()) {                                         // o ← γ ⊙ N(o)
+  if (!post_attn_.identity()) {  // o ← γ ⊙ N(o)
     post_attn_.forward(P, o_.data(), out, N);
     trace("post_attn_norm.out", out, {B, Tn, C});
   }
@@ -277,22 +282,24 @@ void Block<T, Ops>::forward(const T* P, const T* x, T* out, int B, int Tn,
   // --- MLP ---
   Ops::rmsnorm_forward(n2_.data(), rstd2_.data(), x_mid_.data(), N, C, eps);  // n2 = N(x_mid)
   trace("mlp_norm.n", n2_.data(), {B, Tn, C});
-  mlp_in_.forward(P, n2_.data(), N);                                    // a_f = γ_f ⊙ n2
-  branches_forward(P, mlp_in_, gu_.data(), 2, B, Tn);                   // y_f = out_f(W_f a_f)
-  Ops::swiglu_forward(h_.data(), gu_[0].Y(), gu_[1].Y(), N, F);         // h = silu(gate) ⊙ up
+  mlp_in_.forward(P, n2_.data(), N);                             // a_f = γ_f ⊙ n2
+  branches_forward(P, mlp_in_, gu_.data(), 2, B, Tn);            // y_f = out_f(W_f a_f)
+  Ops::swiglu_forward(h_.data(), gu_[0].Y(), gu_[1].Y(), N, F);  // h = silu(gate) ⊙ up
   trace("mlp.h", h_.data(), {B, Tn, F});
   T* o = post_mlp_.identity() ? out : o_.data();
-  Ops::linear_forward(o, h_.data(), P + w_down_, N, F, C);              // o = W_down h
+  Ops::linear_forward(o, h_.data(), P + w_down_, N, F, C);  // o = W_down h
   trace("mlp.o", o, {B, Tn, C});
-  if (!post_mlp_.identity()) {                                          // o ← γ ⊙ N(o)
+  if (!post_mlp_.identity()) {  // o ← γ ⊙ N(o)
     post_mlp_.forward(P, o_.data(), out, N);
     trace("post_mlp_norm.out", out, {B, Tn, C});
   }
-  Ops::residual_forward(out, x_mid_.data(), out, (size_t)N * C);        // out = x_mid + o
+  Ops::residual_forward(out, x_mid_.data(), out, (size_t)N * C);  // out = x_mid + o
   trace("out", out, {B, Tn, C});
 }
 // [end]
+// clang-format on
 
+// clang-format off: the call list's aligned comments are its reading
 // [snippet:block_backward]
 template <class T, class Ops>
 void Block<T, Ops>::backward(const T* P, T* G, T* dres, BlockScratch<T, Ops>& s, int B, int Tn,
@@ -342,16 +349,17 @@ void Block<T, Ops>::backward(const T* P, T* G, T* dres, BlockScratch<T, Ops>& s,
   Ops::rmsnorm_backward(dres, s.dn.data(), n1_.data(), rstd1_.data(), N, C);  // dres = d(x)
 }
 // [end]
+// clang-format on
 
 template <class T, class Ops>
 void Block<T, Ops>::trace(std::string_view name, const T* x,
-                     std::initializer_list<int64_t> shape) const {
+                          std::initializer_list<int64_t> shape) const {
   if (trace_) trace_->add(TracePass::Forward, prefix_ + std::string(name), x, shape);
 }
 
 template <class T, class Ops>
 void Block<T, Ops>::trace_grad(std::string_view name, const T* x,
-                          std::initializer_list<int64_t> shape) const {
+                               std::initializer_list<int64_t> shape) const {
   if (trace_) trace_->add(TracePass::Backward, prefix_ + std::string(name), x, shape);
 }
 

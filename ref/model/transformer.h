@@ -72,20 +72,20 @@ class Transformer {
   ModelConfig cfg_;
   int max_B_;
   ParamLayout layout_;
-  size_t wte_, head_;                       // parameter offsets
+  size_t wte_, head_;  // parameter offsets
   std::vector<Block<T, Ops>> blocks_;
   InputSideScale<T, Ops> final_in_;
   RopeTables<T, Ops> rope_;
   using Array = typename Ops::Array;
   // Activations.
-  std::vector<Array> resid_;                // L+1 buffers (N, C): input of each block, final
-  Array nf_, rstdf_;                        // (N, C), (N,): N(x_L)
-  Array logits_, losses_;                   // (N, V), (N,)
-  std::vector<int32_t> tokens_, targets_;   // (N,) host copies of the last batch
+  std::vector<Array> resid_;               // L+1 buffers (N, C): input of each block, final
+  Array nf_, rstdf_;                       // (N, C), (N,): N(x_L)
+  Array logits_, losses_;                  // (N, V), (N,)
+  std::vector<int32_t> tokens_, targets_;  // (N,) host copies of the last batch
   int B_ = 0, T_ = 0;
-  bool has_targets_ = false;                // the last forward computed a loss
+  bool has_targets_ = false;  // the last forward computed a loss
   // Backward scratch.
-  Array dres_, dlogits_;                    // (N, C), (N, V)
+  Array dres_, dlogits_;  // (N, C), (N, V)
   BlockScratch<T, Ops> scratch_;
   // `scalevec trace` (no-ops without a recorder): one step or its gradient; d(x_l) of the
   // residual stream (x_0 = "embed", x_{l+1} = "layers.<l>.out") followed by the gradients of the
@@ -143,6 +143,7 @@ void Transformer<T, Ops>::init(uint64_t seed) {
   }
 }
 
+// clang-format off: the call list's aligned comments are its reading
 // [snippet:model_forward]
 template <class T, class Ops>
 T Transformer<T, Ops>::forward(const int32_t* tokens, const int32_t* targets, int B, int Tn) {
@@ -150,19 +151,19 @@ T Transformer<T, Ops>::forward(const int32_t* tokens, const int32_t* targets, in
   require(Tn >= 1 && Tn <= cfg_.context, "sequence length {} outside [1, {}]", Tn, cfg_.context);
   const int N = B * Tn, C = cfg_.d_model, V = cfg_.vocab_size;
   for (int n = 0; n < N; n++)
-    require(tokens[n] >= 0 && tokens[n] < V, "token {} at position {} is not in [0, {})",
-            tokens[n], n, V);
+    require(tokens[n] >= 0 && tokens[n] < V, "token {} at position {} is not in [0, {})", tokens[n],
+            n, V);
   B_ = B, T_ = Tn;
   for (int n = 0; n < N; n++) tokens_[n] = tokens[n];
   const T* P = params.data();
-  Ops::embedding_forward(resid_[0].data(), tokens, P + wte_, N, C);     // x_0 = wte[tokens]
+  Ops::embedding_forward(resid_[0].data(), tokens, P + wte_, N, C);  // x_0 = wte[tokens]
   trace("embed", resid_[0].data(), {B, Tn, C});
-  for (int l = 0; l < cfg_.n_layer; l++)                                  // x_{l+1} = block_l(x_l)
+  for (int l = 0; l < cfg_.n_layer; l++)  // x_{l+1} = block_l(x_l)
     blocks_[l].forward(P, resid_[l].data(), resid_[l + 1].data(), B, Tn, rope_);
   Ops::rmsnorm_forward(nf_.data(), rstdf_.data(), resid_.back().data(), N, C, T(cfg_.norm_eps));
   trace("final_norm.n", nf_.data(), {B, Tn, C});
-  final_in_.forward(P, nf_.data(), N);                                    // a = γ_final ⊙ N(x_L)
-  if (!final_in_.groups()[0].identity())                                  // (without γ: a = n)
+  final_in_.forward(P, nf_.data(), N);    // a = γ_final ⊙ N(x_L)
+  if (!final_in_.groups()[0].identity())  // (without γ: a = n)
     trace("final_norm.a", final_in_.input(0), {B, Tn, C});
   Ops::linear_forward(logits_.data(), final_in_.input(0), P + head_, N, C, V);  // logits = W_head a
   trace("logits", logits_.data(), {B, Tn, V});
@@ -174,11 +175,14 @@ T Transformer<T, Ops>::forward(const int32_t* tokens, const int32_t* targets, in
   return loss;
 }
 // [end]
+// clang-format on
 
+// clang-format off: the call list's aligned comments are its reading
 // [snippet:model_backward]
 template <class T, class Ops>
 void Transformer<T, Ops>::backward(T dloss) {
-  require(has_targets_, "backward() needs a forward() with targets (there is no loss to differentiate)");
+  require(has_targets_,
+          "backward() needs a forward() with targets (there is no loss to differentiate)");
   const int B = B_, Tn = T_, N = B * Tn, C = cfg_.d_model, V = cfg_.vocab_size;
   const T* P = params.data();
   T* G = grads.data();
@@ -188,23 +192,24 @@ void Transformer<T, Ops>::backward(T dloss) {
   final_in_.zero_grad(N);
   Ops::linear_backward(final_in_.dinput(0), G + head_, dlogits_.data(), final_in_.input(0),
                        P + head_, N, C, V);
-  if (!final_in_.groups()[0].identity())                                  // (without γ: a = n)
+  if (!final_in_.groups()[0].identity())  // (without γ: a = n)
     trace_grad("final_norm.a", final_in_.dinput(0), {B, Tn, C});
   Array& dnf = scratch_.dn;
   Ops::zero(dnf.data(), (size_t)N * C);
-  final_in_.backward(P, G, dnf.data(), N);                                   // dN(x_L), dγ_final
+  final_in_.backward(P, G, dnf.data(), N);  // dN(x_L), dγ_final
   trace_grad("final_norm.n", dnf.data(), {B, Tn, C});
   Ops::zero(dres_.data(), (size_t)N * C);
   Ops::rmsnorm_backward(dres_.data(), dnf.data(), nf_.data(), rstdf_.data(), N, C);  // d(x_L)
-  trace_residual_grad(cfg_.n_layer);                      // d(x_L), then d(final_norm), d(head)
-  for (int l = cfg_.n_layer - 1; l >= 0; l--) {                           // d(x_l) from d(x_{l+1})
+  trace_residual_grad(cfg_.n_layer);             // d(x_L), then d(final_norm), d(head)
+  for (int l = cfg_.n_layer - 1; l >= 0; l--) {  // d(x_l) from d(x_{l+1})
     blocks_[l].backward(P, G, dres_.data(), scratch_, B, Tn, rope_);
-    trace_residual_grad(l);                               // d(x_l), then block l's parameters
+    trace_residual_grad(l);  // d(x_l), then block l's parameters
   }
   Ops::embedding_backward(G + wte_, dres_.data(), tokens_.data(), N, V, C);  // d(wte)
   trace_param_grad("tok_emb");
 }
 // [end]
+// clang-format on
 
 template <class T, class Ops>
 void Transformer<T, Ops>::zero_grad() {
@@ -236,13 +241,13 @@ void Transformer<T, Ops>::set_trace(Trace<T>* t) {
 
 template <class T, class Ops>
 void Transformer<T, Ops>::trace(std::string_view name, const T* x,
-                           std::initializer_list<int64_t> shape) const {
+                                std::initializer_list<int64_t> shape) const {
   if (trace_) trace_->add(TracePass::Forward, std::string(name), x, shape);
 }
 
 template <class T, class Ops>
 void Transformer<T, Ops>::trace_grad(std::string_view name, const T* x,
-                                std::initializer_list<int64_t> shape) const {
+                                     std::initializer_list<int64_t> shape) const {
   if (trace_) trace_->add(TracePass::Backward, std::string(name), x, shape);
 }
 

@@ -40,7 +40,7 @@ void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, int l
   for (int bh = 0; bh < B * NH; bh++) {
     const int b = bh / NH, h = bh % NH;
     const size_t off = (size_t)b * Tn * ld + (size_t)h * hs;  // head h of row (b, 0)
-    T* P = att + (size_t)bh * Tn * Tn;                          // (T, T)
+    T* P = att + (size_t)bh * Tn * Tn;                        // (T, T)
     gemm<T>(false, true, Tn, Tn, hs, scale, q + off, ld, k + off, ld, T(0), P, Tn);  // S = q kᵀ
     causal_softmax_inplace(P, Tn);
     T* o = out + (size_t)b * Tn * C + (size_t)h * hs;

@@ -53,11 +53,13 @@ struct CpuOps {
   static void scale_forward(T* y, const T* x, const T* gamma, int N, int C) {
     scalevec::scale_forward(y, x, gamma, N, C);
   }
-  static void scale_backward(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, int N, int C) {
+  static void scale_backward(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, int N,
+                             int C) {
     scalevec::scale_backward(dx, dgamma, dy, x, gamma, N, C);
   }
   // γ from its parameters (scale_vector.h)
-  static void scale_vector_forward(T* gamma, const T* param, const T* beta, ScaleParam kind, int d) {
+  static void scale_vector_forward(T* gamma, const T* param, const T* beta, ScaleParam kind,
+                                   int d) {
     scalevec::scale_vector_forward(gamma, param, beta, kind, d);
   }
   static void scale_vector_backward(T* dparam, T* dbeta, const T* dgamma, const T* param,
@@ -73,13 +75,16 @@ struct CpuOps {
   }
   // causal attention on q, k, v (B, T, NH·hs); att (B, NH, T, T) keeps the probabilities;
   // the backward's datt needs attention_scratch_size(B, T, NH, hs) elements
-  static size_t attention_scratch_size(int B, int Tn, int NH, int) { return (size_t)B * NH * Tn * Tn; }
+  static size_t attention_scratch_size(int B, int Tn, int NH, int) {
+    return (size_t)B * NH * Tn * Tn;
+  }
   static void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, int B, int Tn,
                                 int NH, int hs) {
     scalevec::attention_forward(out, att, q, k, v, NH * hs, B, Tn, NH, hs);
   }
   static void attention_backward(T* dq, T* dk, T* dv, T* datt, const T* dout, const T* att,
-                                 const T* q, const T* k, const T* v, int B, int Tn, int NH, int hs) {
+                                 const T* q, const T* k, const T* v, int B, int Tn, int NH,
+                                 int hs) {
     scalevec::attention_backward(dq, dk, dv, datt, dout, att, q, k, v, NH * hs, B, Tn, NH, hs);
   }
   // h = silu(g) ⊙ u, (N, F)
@@ -93,7 +98,8 @@ struct CpuOps {
   static void embedding_forward(T* x, const int32_t* tokens, const T* wte, int N, int C) {
     scalevec::embedding_forward(x, tokens, wte, N, C);
   }
-  static void embedding_backward(T* dwte, const T* dx, const int32_t* tokens, int N, int /*V*/, int C) {
+  static void embedding_backward(T* dwte, const T* dx, const int32_t* tokens, int N, int /*V*/,
+                                 int C) {
     scalevec::embedding_backward(dwte, dx, tokens, N, C);
   }
   // per-row losses (N,); returns their mean, summed in row order

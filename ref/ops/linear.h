@@ -25,8 +25,8 @@ void linear_forward_naive(T* out, const T* inp, const T* W, int N, int IC, int O
 //     dinp[n][i] += sum_o dout[n][o] * W[o][i]        (dinp = dout · W)
 //     dW[o][i]   += sum_n dout[n][o] * inp[n][i]      (dW   = doutᵀ · inp)
 template <class T>
-void linear_backward_naive(T* dinp, T* dW, const T* dout, const T* inp, const T* W, int N,
-                           int IC, int OC, int ldo) {
+void linear_backward_naive(T* dinp, T* dW, const T* dout, const T* inp, const T* W, int N, int IC,
+                           int OC, int ldo) {
   for (int n = 0; n < N; n++)
     for (int o = 0; o < OC; o++) {
       T d = dout[(size_t)n * ldo + o];
@@ -46,8 +46,8 @@ void linear_forward(T* out, const T* inp, const T* W, int N, int IC, int OC, int
 }
 
 template <class T>
-void linear_backward(T* dinp, T* dW, const T* dout, const T* inp, const T* W, int N, int IC,
-                     int OC, int ldo) {
+void linear_backward(T* dinp, T* dW, const T* dout, const T* inp, const T* W, int N, int IC, int OC,
+                     int ldo) {
   gemm<T>(false, false, N, IC, OC, T(1), dout, ldo, W, IC, T(1), dinp, IC);  // dinp += dout · W
   gemm<T>(true, false, OC, IC, N, T(1), dout, ldo, inp, IC, T(1), dW, IC);   // dW += doutᵀ · inp
 }

@@ -25,7 +25,8 @@ void scale_backward(T* dx, T* dgamma, const T* dy, const T* x, const T* gamma, i
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++)
     for (int c = 0; c < C; c++) dx[(size_t)i * C + c] += dy[(size_t)i * C + c] * gamma[c];
-  reduce_rows(dgamma, N, C, [&](int i, int c) { return dy[(size_t)i * C + c] * x[(size_t)i * C + c]; });
+  reduce_rows(dgamma, N, C,
+              [&](int i, int c) { return dy[(size_t)i * C + c] * x[(size_t)i * C + c]; });
 }
 // [end]
 

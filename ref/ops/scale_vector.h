@@ -17,26 +17,33 @@ namespace scalevec {
 
 enum class ScaleParam { None, Gamma, MagDir, MagDirNormalized };
 // Every kind, in enum order: the one list that names, flags and tests iterate.
-inline constexpr ScaleParam kScaleParams[] = {ScaleParam::None, ScaleParam::Gamma, ScaleParam::MagDir,
-                                              ScaleParam::MagDirNormalized};
-
+inline constexpr ScaleParam kScaleParams[] = {ScaleParam::None, ScaleParam::Gamma,
+                                              ScaleParam::MagDir, ScaleParam::MagDirNormalized};
 
 // A kind's name (flags, files) and its formula (ASCII, for --help).
 inline const char* scale_param_name(ScaleParam p) {
   switch (p) {
-    case ScaleParam::None: return "none";
-    case ScaleParam::Gamma: return "gamma";
-    case ScaleParam::MagDir: return "magdir";
-    case ScaleParam::MagDirNormalized: return "magdir-normalized";
+    case ScaleParam::None:
+      return "none";
+    case ScaleParam::Gamma:
+      return "gamma";
+    case ScaleParam::MagDir:
+      return "magdir";
+    case ScaleParam::MagDirNormalized:
+      return "magdir-normalized";
   }
   return "?";
 }
 inline const char* scale_param_formula(ScaleParam p) {
   switch (p) {
-    case ScaleParam::None: return "gamma = 1, no parameters";
-    case ScaleParam::Gamma: return "gamma itself";
-    case ScaleParam::MagDir: return "beta*alpha";
-    case ScaleParam::MagDirNormalized: return "beta*alpha/rms(alpha)";
+    case ScaleParam::None:
+      return "gamma = 1, no parameters";
+    case ScaleParam::Gamma:
+      return "gamma itself";
+    case ScaleParam::MagDir:
+      return "beta*alpha";
+    case ScaleParam::MagDirNormalized:
+      return "beta*alpha/rms(alpha)";
   }
   return "?";
 }
@@ -52,10 +59,13 @@ struct ScaleParamSpec {
 };
 inline ScaleParamSpec scale_param_spec(ScaleParam p) {
   switch (p) {
-    case ScaleParam::None: return {};
-    case ScaleParam::Gamma: return {true, nullptr, 1.0, false};
+    case ScaleParam::None:
+      return {};
+    case ScaleParam::Gamma:
+      return {true, nullptr, 1.0, false};
     case ScaleParam::MagDir:
-    case ScaleParam::MagDirNormalized: return {true, "alpha", 1.0, true};
+    case ScaleParam::MagDirNormalized:
+      return {true, "alpha", 1.0, true};
   }
   return {};
 }
@@ -108,7 +118,8 @@ template <class T>
 void scale_vector_backward(T* dparam, T* dbeta, const T* dgamma, const T* param, const T* beta,
                            ScaleParam kind, int d) {
   switch (kind) {
-    case ScaleParam::None: return;
+    case ScaleParam::None:
+      return;
     case ScaleParam::Gamma:
       for (int c = 0; c < d; c++) dparam[c] += dgamma[c];
       return;
@@ -130,7 +141,8 @@ void scale_vector_backward(T* dparam, T* dbeta, const T* dgamma, const T* param,
         dot += beta[0] * dgamma[c] * a_hat;
       }
       const T mean_dot = dot / T(d);
-      for (int c = 0; c < d; c++) dparam[c] += (beta[0] * dgamma[c] - param[c] * inv * mean_dot) * inv;
+      for (int c = 0; c < d; c++)
+        dparam[c] += (beta[0] * dgamma[c] - param[c] * inv * mean_dot) * inv;
       dbeta[0] += db;
       return;
     }

@@ -25,7 +25,7 @@ struct FoldTarget {
 // One scale vector of a model, where it sits, and what folding it means.
 template <class T>
 struct ScaleSite {
-  std::string name;                 // the scale's parameter prefix, e.g. "layers.0.attn_norm"
+  std::string name;  // the scale's parameter prefix, e.g. "layers.0.attn_norm"
   ScaleType type = ScaleType::Input;
   ScaleVector<T>* scale = nullptr;
   std::vector<FoldTarget> targets;  // Input: exact fold; Output: the fold that must fail
@@ -38,7 +38,8 @@ void fold_scale(ScaleSite<T>& site, T* params) {
   const T* g = site.scale->forward(params);
   for (const FoldTarget& t : site.targets)
     for (int r = 0; r < t.rows; r++)
-      for (int c = 0; c < t.cols; c++) params[t.offset + (size_t)r * t.cols + c] *= g[t.columns ? c : r];
+      for (int c = 0; c < t.cols; c++)
+        params[t.offset + (size_t)r * t.cols + c] *= g[t.columns ? c : r];
   site.scale->set_identity(params);
 }
 // [end]

@@ -50,9 +50,11 @@ class InputSideScale {
           fold += " " + branches[f].w_name;
           cancelled = cancelled && branches[f].normalized;
         }
-      const ScaleParam p = (skip_cancelled && cancelled && has_magnitude(param)) ? ScaleParam::Gamma : param;
+      const ScaleParam p =
+          (skip_cancelled && cancelled && has_magnitude(param)) ? ScaleParam::Gamma : param;
       const std::string base = per_branch ? site + "." + branches[g].name : site;
-      gammas_.emplace_back(layout, base, "gamma", C, p, ScaleSiteInfo{ScaleType::Input, fold, cancelled});
+      gammas_.emplace_back(layout, base, "gamma", C, p,
+                           ScaleSiteInfo{ScaleType::Input, fold, cancelled});
       names_.push_back(base);
     }
     for (auto& g : gammas_) {
@@ -61,6 +63,7 @@ class InputSideScale {
     }
   }
 
+  // clang-format off: the call list's aligned comments are its reading
   // [snippet:input_side_pass]
   // a_g = γ_g ⊙ n for every group; an identity γ reads n directly.
   void forward(const T* params, const T* n, int N) {
@@ -94,8 +97,10 @@ class InputSideScale {
     }
   }
   // [end]
+  // clang-format on
 
-  // Structure (for `scalevec diagram` and the trace): the scale of each group, the group of each branch.
+  // Structure (for `scalevec diagram` and the trace): the scale of each group, the group of each
+  // branch.
   const std::vector<ScaleVector<T, Ops>>& groups() const { return gammas_; }
   int group_of(int branch) const { return group_of_[branch]; }
   int branches() const { return (int)group_of_.size(); }
@@ -116,12 +121,12 @@ class InputSideScale {
 
  private:
   int C_ = 0;
-  std::vector<int> group_of_;             // branch -> group
+  std::vector<int> group_of_;                // branch -> group
   std::vector<ScaleVector<T, Ops>> gammas_;  // one per group
-  std::vector<std::string> names_;        // one per group: parameter prefix
-  std::vector<FoldTarget> targets_;       // one per branch: its linear map
+  std::vector<std::string> names_;           // one per group: parameter prefix
+  std::vector<FoldTarget> targets_;          // one per branch: its linear map
   std::vector<typename Ops::Array> a_, da_;  // per group: (N, C) branch input and its gradient
-  const T* n_ = nullptr;                  // the normalized input of the last forward
+  const T* n_ = nullptr;                     // the normalized input of the last forward
 };
 
 }  // namespace scalevec

@@ -1,4 +1,5 @@
-// Output-side placements of scale vectors on one linear branch z = W_f a (docs/SCALE_VECTORS.md §2, §4):
+// Output-side placements of scale vectors on one linear branch z = W_f a (docs/SCALE_VECTORS.md §2,
+// §4):
 //
 //   identity       y = z
 //   DP             y = u ⊙ z                 u Input-type: u ⊙ (W a) = (diag(u) W) a folds into
@@ -52,18 +53,19 @@ class OutputSide {
     auto param_for = [&](bool cancelled) {
       return s.skip_cancelled && cancelled && has_magnitude(s.param) ? ScaleParam::Gamma : s.param;
     };
-    if (s.dp) {  // Input-type. A normalization after it (stage 2 or downstream) cancels its magnitude.
+    if (s.dp) {  // Input-type. A normalization after it (stage 2 or downstream) cancels its
+                 // magnitude.
       dp_name_ = branch + "_dp";
       const bool cancelled = !s.norm.empty() || s.downstream_norm;
       dp_ = ScaleVector<T, Ops>(layout, dp_name_, "u", d, param_for(cancelled),
-                           {ScaleType::Input, "rows of " + w_name, cancelled});
+                                {ScaleType::Input, "rows of " + w_name, cancelled});
     }
     if (!s.norm.empty()) {
       norm_name_ = s.norm;
-      norm_ = ScaleVector<T, Ops>(layout, s.norm, s.norm_symbol, d, param_for(s.downstream_norm),
-                             {ScaleType::Output,
-                              "none: restores the magnitude the normalization before it removes",
-                              s.downstream_norm});
+      norm_ = ScaleVector<T, Ops>(
+          layout, s.norm, s.norm_symbol, d, param_for(s.downstream_norm),
+          {ScaleType::Output, "none: restores the magnitude the normalization before it removes",
+           s.downstream_norm});
       n_.resize(max_rows * d), rstd_.resize(max_rows * heads_), dn_.resize(max_rows * d);
       has_norm_ = true;
     }
@@ -78,6 +80,7 @@ class OutputSide {
   int heads() const { return heads_; }
   T eps() const { return eps_; }
 
+  // clang-format off: the call list's aligned comments are its reading
   // [snippet:output_side_pass]
   // y = s ⊙ N_h(u ⊙ z) with whichever stages exist. z, y: (N, d); y must not alias z.
   void forward(const T* P, const T* z, T* y, int N) {
@@ -89,13 +92,15 @@ class OutputSide {
       in = out;
     }
     if (!has_norm_) {
-      if (in != y) Ops::copy(y, in, (size_t)N * d_);     // no stage at all: identity
+      if (in != y) Ops::copy(y, in, (size_t)N * d_);  // no stage at all: identity
       return;
     }
-    const int hs = d_ / heads_;                            // N_h: rows of hs channels
+    const int hs = d_ / heads_;  // N_h: rows of hs channels
     Ops::rmsnorm_forward(n_.data(), rstd_.data(), in, N * heads_, hs, eps_);
-    if (norm_.identity()) Ops::copy(y, n_.data(), (size_t)N * d_);
-    else Ops::scale_forward(y, n_.data(), norm_.forward(P), N, d_);  // y = s ⊙ N_h(y1)
+    if (norm_.identity())
+      Ops::copy(y, n_.data(), (size_t)N * d_);
+    else
+      Ops::scale_forward(y, n_.data(), norm_.forward(P), N, d_);  // y = s ⊙ N_h(y1)
   }
 
   // dz += d(output)/dz applied to dy; scale gradients go to G.
@@ -104,17 +109,19 @@ class OutputSide {
     if (has_norm_) {
       const size_t n = (size_t)N * d_;
       Ops::zero(dn_.data(), n);
-      if (norm_.identity()) Ops::copy(dn_.data(), dy, n);
-      else Ops::scale_backward(dn_.data(), norm_.grad(), dy, n_.data(), norm_.value(), N, d_);
+      if (norm_.identity())
+        Ops::copy(dn_.data(), dy, n);
+      else
+        Ops::scale_backward(dn_.data(), norm_.grad(), dy, n_.data(), norm_.value(), N, d_);
       norm_.backward(P, G);
       const int hs = d_ / heads_;
-      T* target = dp_.identity() ? dz : dy1_.data();       // d(input of N_h)
+      T* target = dp_.identity() ? dz : dy1_.data();  // d(input of N_h)
       if (!dp_.identity()) Ops::zero(dy1_.data(), n);
       Ops::rmsnorm_backward(target, dn_.data(), n_.data(), rstd_.data(), N * heads_, hs);
       if (dp_.identity()) return;
       d_in = dy1_.data();
     }
-    if (!dp_.identity()) {                                 // y1 = u ⊙ z
+    if (!dp_.identity()) {  // y1 = u ⊙ z
       Ops::scale_backward(dz, dp_.grad(), d_in, z_, dp_.value(), N, d_);
       dp_.backward(P, G);
     } else if (!has_norm_) {
@@ -122,23 +129,25 @@ class OutputSide {
     }
   }
   // [end]
+  // clang-format on
 
   // The scale sites of this branch, for folding and inspection.
   void sites(std::vector<ScaleSite<T>>& out) {
     if (!dp_.identity()) out.push_back({dp_name_, ScaleType::Input, &dp_, {rows_}});
-    if (has_norm_ && !norm_.identity()) out.push_back({norm_name_, ScaleType::Output, &norm_, {rows_}});
+    if (has_norm_ && !norm_.identity())
+      out.push_back({norm_name_, ScaleType::Output, &norm_, {rows_}});
   }
 
  private:
   int d_ = 0, heads_ = 1;
   T eps_ = T(1e-5);
-  FoldTarget rows_;                    // the rows of the branch's linear map
+  FoldTarget rows_;  // the rows of the branch's linear map
   bool has_norm_ = false;
   std::string dp_name_, norm_name_;
-  ScaleVector<T, Ops> dp_, norm_;      // stage 1 u (DP), stage 2 scale (DNP u / QK-Norm γ / post γ)
-  const T* z_ = nullptr;               // (N, d) raw branch output of the last forward (the
-                                       // caller keeps it alive until backward)
-  typename Ops::Array y1_, dy1_;       // (N, d) stage-1 output and its gradient (both stages)
+  ScaleVector<T, Ops> dp_, norm_;  // stage 1 u (DP), stage 2 scale (DNP u / QK-Norm γ / post γ)
+  const T* z_ = nullptr;           // (N, d) raw branch output of the last forward (the
+                                   // caller keeps it alive until backward)
+  typename Ops::Array y1_, dy1_;   // (N, d) stage-1 output and its gradient (both stages)
   typename Ops::Array n_, rstd_, dn_;  // (N, d), (N*heads,), (N, d): N_h output, its 1/rms, grad
 };
 

@@ -3,7 +3,7 @@
 //   none               γ ≡ 1, no parameters (the "no scale vectors" ablation)           [paper]
 //   gamma              γ is the parameter itself, initialised to 1 (the standard gain)  [paper]
 //   magdir             γ = β α: a scalar magnitude β times a direction vector α, both
-//                      initialised to 1 (docs/SCALE_VECTORS.md §4, "OR")                     [paper]
+//                      initialised to 1 (docs/SCALE_VECTORS.md §4, "OR") [paper]
 //   magdir-normalized  γ = β α / rms(α): the direction carries no magnitude of its own
 //                      (weight-normalization style)                                     [choice]
 //
@@ -24,18 +24,18 @@
 namespace scalevec {
 
 // scale_param_name and scale_param_formula: ref/ops/scale_vector.h.
-std::string scale_param_help();                       // every name with its formula, for --help
+std::string scale_param_help();                      // every name with its formula, for --help
 ScaleParam parse_scale_param(const std::string& s);  // throws Error on unknown names
-const char* scale_param_names();                      // "none, gamma, magdir, magdir-normalized"
-const std::vector<std::string>& scale_param_list();   // the same names, for flag checks
+const char* scale_param_names();                     // "none, gamma, magdir, magdir-normalized"
+const std::vector<std::string>& scale_param_list();  // the same names, for flag checks
 
 // Where a scale vector sits, for documentation and for the fold test: its type, the linear maps
 // it folds into (Input-type) or would have to fold into (Output-type), and whether a later
 // normalization cancels its overall magnitude (then a magnitude parameter β gets no gradient).
 struct ScaleSiteInfo {
   ScaleType type = ScaleType::Input;
-  std::string fold;                 // human-readable, shown by `scalevec inspect`
-  bool magnitude_cancelled = false; // a normalization downstream removes any global factor
+  std::string fold;                  // human-readable, shown by `scalevec inspect`
+  bool magnitude_cancelled = false;  // a normalization downstream removes any global factor
 };
 
 // Ops: the backend (ref/ops/backend.h) whose arrays hold γ and dγ and whose ops compute them.
@@ -58,10 +58,11 @@ class ScaleVector {
     };
     const ScaleParamSpec spec = scale_param_spec(kind_);  // β first, then the vector
     if (spec.magnitude)
-      off_beta_ = declare(base + ".beta", {1}, 1.0,
-                          site.magnitude_cancelled
-                              ? "gradient structurally zero up to eps: a later normalization cancels this magnitude"
-                              : "");
+      off_beta_ = declare(
+          base + ".beta", {1}, 1.0,
+          site.magnitude_cancelled
+              ? "gradient structurally zero up to eps: a later normalization cancels this magnitude"
+              : "");
     if (spec.vector)
       off_ = declare(base + "." + (spec.vector_name ? spec.vector_name : symbol), {d},
                      spec.vector_identity, "");
@@ -72,13 +73,14 @@ class ScaleVector {
   ScaleParam kind() const { return kind_; }
   int dim() const { return d_; }
   // Where the parameters live in the flat buffer.
-  size_t offset() const { return off_; }          // γ (gamma) or α (magdir)
+  size_t offset() const { return off_; }            // γ (gamma) or α (magdir)
   size_t beta_offset() const { return off_beta_; }  // β (magdir kinds only)
 
   // [snippet:scale_vector_pass]
   // γ from the parameters; the returned (d,) array stays valid until the next forward.
   const T* forward(const T* params) {
-    if (!identity()) Ops::scale_vector_forward(gamma_.data(), params + off_, beta(params), kind_, d_);
+    if (!identity())
+      Ops::scale_vector_forward(gamma_.data(), params + off_, beta(params), kind_, d_);
     return gamma_.data();
   }
   const T* value() const { return gamma_.data(); }  // γ of the last forward
@@ -103,10 +105,12 @@ class ScaleVector {
   }
 
  private:
-  const T* beta(const T* params) const { return has_magnitude(kind_) ? params + off_beta_ : nullptr; }
+  const T* beta(const T* params) const {
+    return has_magnitude(kind_) ? params + off_beta_ : nullptr;
+  }
   ScaleParam kind_ = ScaleParam::None;
   int d_ = 0;
-  size_t off_ = 0, off_beta_ = 0;  // offsets of γ (or α) and of β in the parameter buffer
+  size_t off_ = 0, off_beta_ = 0;       // offsets of γ (or α) and of β in the parameter buffer
   typename Ops::Array gamma_, dgamma_;  // (d,) each
 };
 

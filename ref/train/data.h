@@ -23,9 +23,9 @@ std::string read_default_corpus(std::string* source = nullptr);
 std::string read_text_file(const std::string& path);
 
 struct TextData {
-  std::string source;                 // where the text came from
-  std::vector<uint8_t> train, val;    // the two splits, as tokens (bytes)
-  uint32_t crc32 = 0;                 // of the whole text: a resumed run checks it is unchanged
+  std::string source;               // where the text came from
+  std::vector<uint8_t> train, val;  // the two splits, as tokens (bytes)
+  uint32_t crc32 = 0;               // of the whole text: a resumed run checks it is unchanged
 };
 
 // Splits `text` (see the header comment). Both splits must hold at least one context plus one

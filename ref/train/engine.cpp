@@ -27,9 +27,9 @@ class CpuEngine final : public StepEngine {
   double step(const Batch& b, double lr_factor, double grad_clip, double* grad_norm) override {
     const double loss = model_.forward(b.inputs.data(), b.targets.data(), b.B, b.T);
     model_.zero_grad();
-    model_.backward();                                                   // d loss / d every parameter
+    model_.backward();  // d loss / d every parameter
     *grad_norm = clip_grad_norm(model_.grads.data(), model_.grads.size(), grad_clip);
-    opt_.step(model_.params.data(), model_.grads.data(), lr_factor);     // AdamW, Muon or SGD
+    opt_.step(model_.params.data(), model_.grads.data(), lr_factor);  // AdamW, Muon or SGD
     return loss;
   }
   // [end]

@@ -29,7 +29,8 @@ class StepEngine {
   virtual void store(std::vector<float>& params, Optimizer<float>& opt) = 0;
   // forward, zero_grad, backward, clip to grad_clip (0 = off), one optimizer step with lr_factor;
   // returns the loss and sets *grad_norm (before clipping). All of its work is done on return.
-  virtual double step(const Batch& batch, double lr_factor, double grad_clip, double* grad_norm) = 0;
+  virtual double step(const Batch& batch, double lr_factor, double grad_clip,
+                      double* grad_norm) = 0;
   // Mean loss of the current parameters on the first n rows of `batch` (no gradients).
   virtual double loss(const Batch& batch, int n) = 0;
   // The gradient of the mean loss on `batch` at the current parameters (layout order), without

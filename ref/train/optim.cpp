@@ -11,9 +11,12 @@ namespace scalevec {
 
 const char* wd_policy_name(WdPolicy p) {
   switch (p) {
-    case WdPolicy::None: return "none";
-    case WdPolicy::All: return "all";
-    case WdPolicy::Iwd: return "iwd";
+    case WdPolicy::None:
+      return "none";
+    case WdPolicy::All:
+      return "all";
+    case WdPolicy::Iwd:
+      return "iwd";
   }
   return "?";
 }
@@ -25,9 +28,12 @@ const std::vector<std::string>& wd_policy_list() {
 
 const char* optimizer_name(OptimizerKind k) {
   switch (k) {
-    case OptimizerKind::AdamW: return "adamw";
-    case OptimizerKind::Muon: return "muon";
-    case OptimizerKind::Sgd: return "sgd";
+    case OptimizerKind::AdamW:
+      return "adamw";
+    case OptimizerKind::Muon:
+      return "muon";
+    case OptimizerKind::Sgd:
+      return "sgd";
   }
   return "?";
 }
@@ -40,7 +46,8 @@ const std::vector<std::string>& optimizer_list() {
 OptimizerKind parse_optimizer(const std::string& s) {
   for (OptimizerKind k : {OptimizerKind::AdamW, OptimizerKind::Muon, OptimizerKind::Sgd})
     if (s == optimizer_name(k)) return k;
-  throw Error(fmt::format("unknown optimizer '{}' (expected one of: {})", s, fmt::join(optimizer_list(), ", ")));
+  throw Error(fmt::format("unknown optimizer '{}' (expected one of: {})", s,
+                          fmt::join(optimizer_list(), ", ")));
 }
 
 WdPolicy parse_wd_policy(const std::string& s) {
@@ -71,7 +78,9 @@ std::vector<ParamGroup> param_groups(const ParamLayout& layout, const DecayRule&
 
 template <class T>
 AdamW<T>::AdamW(const ParamLayout& layout, const AdamWConfig& cfg, const ParamFilter& only)
-    : m(layout.total(), T(0)), v(layout.total(), T(0)), cfg_(cfg),
+    : m(layout.total(), T(0)),
+      v(layout.total(), T(0)),
+      cfg_(cfg),
       groups_(param_groups(layout, cfg.decay, only)) {}
 
 // [snippet:adamw_step]
@@ -120,27 +129,31 @@ void newton_schulz(const T* G, T* out, int R, int C, int steps, T* work) {
   for (int i = 0; i < R; i++)
     for (int j = 0; j < C; j++) {
       const T x = T(double(G[(size_t)i * C + j]) / denom);
-      if (tall) X[(size_t)j * R + i] = x;
-      else X[(size_t)i * C + j] = x;
+      if (tall)
+        X[(size_t)j * R + i] = x;
+      else
+        X[(size_t)i * C + j] = x;
     }
   const T a = T(kNsA), b = T(kNsB), c = T(kNsC);
   for (int k = 0; k < steps; k++) {
     // X = U S Vᵀ  →  A = U S² Uᵀ,  B = U (b S² + c S⁴) Uᵀ,  a X + B X = U (a S + b S³ + c S⁵) Vᵀ.
-    gemm<T>(false, true, m, m, n, T(1), X, n, X, n, T(0), A, m);        // A = X Xᵀ
+    gemm<T>(false, true, m, m, n, T(1), X, n, X, n, T(0), A, m);  // A = X Xᵀ
     std::copy(A, A + (size_t)m * m, B);
-    gemm<T>(false, false, m, m, m, c, A, m, A, m, b, B, m);             // B = b A + c A A
+    gemm<T>(false, false, m, m, m, c, A, m, A, m, b, B, m);  // B = b A + c A A
     std::copy(X, X + (size_t)m * n, Y);
-    gemm<T>(false, false, m, n, m, T(1), B, m, X, n, a, Y, n);          // Y = a X + B X
+    gemm<T>(false, false, m, n, m, T(1), B, m, X, n, a, Y, n);  // Y = a X + B X
     std::swap(X, Y);
   }
   for (int i = 0; i < R; i++)  // transpose back
-    for (int j = 0; j < C; j++) out[(size_t)i * C + j] = tall ? X[(size_t)j * R + i] : X[(size_t)i * C + j];
+    for (int j = 0; j < C; j++)
+      out[(size_t)i * C + j] = tall ? X[(size_t)j * R + i] : X[(size_t)i * C + j];
 }
 // [end]
 
 template <class T>
 Muon<T>::Muon(const ParamLayout& layout, const MuonConfig& cfg)
-    : momentum(layout.total(), T(0)), cfg_(cfg),
+    : momentum(layout.total(), T(0)),
+      cfg_(cfg),
       adam_(layout, cfg.adamw, [](const ParamInfo& p) { return p.role != Role::Matrix; }) {
   size_t most = 0, most_work = 0;
   for (const auto& p : layout.params()) {
@@ -169,8 +182,8 @@ void Muon<T>::step(T* params, const T* grads, double lr_factor) {
     const T* g = grads + w.offset;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-      buf[i] = T(mu) * buf[i] + g[i];                                 // buf ← μ buf + g
-      update_[i] = cfg_.nesterov ? g[i] + T(mu) * buf[i] : buf[i];    // g' (Nesterov)
+      buf[i] = T(mu) * buf[i] + g[i];                               // buf ← μ buf + g
+      update_[i] = cfg_.nesterov ? g[i] + T(mu) * buf[i] : buf[i];  // g' (Nesterov)
     }
     newton_schulz(update_.data(), update_.data(), w.rows, w.cols, cfg_.ns_steps, work_.data());
     const T shrink = w.decay ? T(1 - lr * cfg_.adamw.decay.weight_decay) : T(1);
@@ -209,9 +222,12 @@ void Sgd<T>::step(T* params, const T* grads, double lr_factor) {
 template <class T>
 std::unique_ptr<Optimizer<T>> make_optimizer(const ParamLayout& layout, const TrainConfig& cfg) {
   switch (cfg.optimizer) {
-    case OptimizerKind::AdamW: return std::make_unique<AdamW<T>>(layout, cfg.adamw());
-    case OptimizerKind::Muon: return std::make_unique<Muon<T>>(layout, cfg.muon());
-    case OptimizerKind::Sgd: return std::make_unique<Sgd<T>>(layout, cfg.sgd());
+    case OptimizerKind::AdamW:
+      return std::make_unique<AdamW<T>>(layout, cfg.adamw());
+    case OptimizerKind::Muon:
+      return std::make_unique<Muon<T>>(layout, cfg.muon());
+    case OptimizerKind::Sgd:
+      return std::make_unique<Sgd<T>>(layout, cfg.sgd());
   }
   throw Error("unknown optimizer kind");
 }
@@ -236,8 +252,10 @@ template class Sgd<float>;
 template class Sgd<double>;
 template void newton_schulz<float>(const float*, float*, int, int, int, float*);
 template void newton_schulz<double>(const double*, double*, int, int, int, double*);
-template std::unique_ptr<Optimizer<float>> make_optimizer<float>(const ParamLayout&, const TrainConfig&);
-template std::unique_ptr<Optimizer<double>> make_optimizer<double>(const ParamLayout&, const TrainConfig&);
+template std::unique_ptr<Optimizer<float>> make_optimizer<float>(const ParamLayout&,
+                                                                 const TrainConfig&);
+template std::unique_ptr<Optimizer<double>> make_optimizer<double>(const ParamLayout&,
+                                                                   const TrainConfig&);
 template double clip_grad_norm<float>(float*, size_t, double);
 template double clip_grad_norm<double>(double*, size_t, double);
 

@@ -38,10 +38,10 @@ const std::vector<std::string>& wd_policy_list();  // every policy's name, in or
 
 // The optimizers (TrainConfig::optimizer; see the classes below).
 enum class OptimizerKind { AdamW, Muon, Sgd };
-const char* optimizer_name(OptimizerKind k);       // "adamw", "muon", "sgd"
+const char* optimizer_name(OptimizerKind k);          // "adamw", "muon", "sgd"
 OptimizerKind parse_optimizer(const std::string& s);  // throws Error naming the known ones
-const std::vector<std::string>& optimizer_list();  // every optimizer's name, in order
-WdPolicy parse_wd_policy(const std::string& s);  // throws Error on unknown names
+const std::vector<std::string>& optimizer_list();     // every optimizer's name, in order
+WdPolicy parse_wd_policy(const std::string& s);       // throws Error on unknown names
 
 struct DecayRule {
   double weight_decay = 0.1;
@@ -51,8 +51,10 @@ struct DecayRule {
   bool decays(const ParamInfo& p) const {
     switch (p.role) {
       case Role::Matrix:
-      case Role::Head: return true;
-      case Role::Embedding: return decay_embeddings;
+      case Role::Head:
+        return true;
+      case Role::Embedding:
+        return decay_embeddings;
       case Role::Scale:
         return scale_policy == WdPolicy::All ||
                (scale_policy == WdPolicy::Iwd && p.scale_type == ScaleType::Input);
@@ -145,14 +147,14 @@ class AdamW final : public Optimizer<T> {
 // learning rate adamw.lr · lr_factor, bit for bit what the adamw optimizer does: the scale vectors,
 // the paper's subject, are never orthogonalised (a vector has no singular directions to equalise).
 // Cost: Newton–Schulz adds 5·(4m²n + 2m³) ≤ 30·m²n FLOPs per m × n matrix (m ≤ n) and step, at
-// most a share 5m/(B·T) of the forward and backward passes' 6·B·T·m·n: small at the batches Muon was
-// designed for, noticeable at this project's (tiny preset: m = 128, B·T = 2048, up to ~30%).
+// most a share 5m/(B·T) of the forward and backward passes' 6·B·T·m·n: small at the batches Muon
+// was designed for, noticeable at this project's (tiny preset: m = 128, B·T = 2048, up to ~30%).
 struct MuonConfig {
-  double lr = 0.02;         // base learning rate of the hidden matrices
-  double momentum = 0.95;   // μ
+  double lr = 0.02;        // base learning rate of the hidden matrices
+  double momentum = 0.95;  // μ
   bool nesterov = true;
-  int ns_steps = 5;         // Newton–Schulz iterations
-  AdamWConfig adamw;        // embeddings, head, vectors; adamw.decay also decides the matrices'
+  int ns_steps = 5;   // Newton–Schulz iterations
+  AdamWConfig adamw;  // embeddings, head, vectors; adamw.decay also decides the matrices'
 };
 
 template <class T>
@@ -175,7 +177,7 @@ class Muon final : public Optimizer<T> {
     bool decay;
   };
   MuonConfig cfg_;
-  AdamW<T> adam_;                // the non-matrix tensors
+  AdamW<T> adam_;  // the non-matrix tensors
   std::vector<Matrix> matrices_;
   std::vector<T> update_, work_;  // scratch: g' and Newton–Schulz's buffers (not state)
 };
@@ -204,8 +206,8 @@ inline constexpr double kNsA = 3.4445, kNsB = -4.7750, kNsC = 2.0315;
 // weight_decay is an L2 term in the gradient; here decay is decoupled [choice], as in AdamW and
 // Muon, so that the weight-decay policies mean the same thing under every optimizer.
 struct SgdConfig {
-  double lr = 1.0;          // base learning rate (default 1: lr_factor is the learning rate)
-  double momentum = 0.9;    // μ
+  double lr = 1.0;        // base learning rate (default 1: lr_factor is the learning rate)
+  double momentum = 0.9;  // μ
   DecayRule decay;
 };
 

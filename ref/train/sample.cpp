@@ -49,7 +49,9 @@ std::string generate(Transformer<T>& model, const std::string& prompt, const Sam
   return out;
 }
 
-template std::string generate<float>(Transformer<float>&, const std::string&, const SampleOptions&, Rng&);
-template std::string generate<double>(Transformer<double>&, const std::string&, const SampleOptions&, Rng&);
+template std::string generate<float>(Transformer<float>&, const std::string&, const SampleOptions&,
+                                     Rng&);
+template std::string generate<double>(Transformer<double>&, const std::string&,
+                                      const SampleOptions&, Rng&);
 
 }  // namespace scalevec

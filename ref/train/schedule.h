@@ -28,9 +28,12 @@ enum class ScheduleKind { Cosine, Constant, Wsd };
 
 inline const char* schedule_name(ScheduleKind k) {
   switch (k) {
-    case ScheduleKind::Cosine: return "cosine";
-    case ScheduleKind::Constant: return "constant";
-    case ScheduleKind::Wsd: return "wsd";
+    case ScheduleKind::Cosine:
+      return "cosine";
+    case ScheduleKind::Constant:
+      return "constant";
+    case ScheduleKind::Wsd:
+      return "wsd";
   }
   return "?";
 }
@@ -44,7 +47,8 @@ inline ScheduleKind parse_schedule(const std::string& s) {
   if (s == "cosine") return ScheduleKind::Cosine;
   if (s == "constant") return ScheduleKind::Constant;
   if (s == "wsd") return ScheduleKind::Wsd;
-  throw Error(fmt::format("unknown schedule '{}' (expected one of: {})", s, fmt::join(schedule_list(), ", ")));
+  throw Error(fmt::format("unknown schedule '{}' (expected one of: {})", s,
+                          fmt::join(schedule_list(), ", ")));
 }
 
 struct Schedule {
@@ -53,16 +57,19 @@ struct Schedule {
   int total = 1;             // total training steps
   double min_lr_frac = 0.1;  // final learning rate as a fraction of the peak (cosine, wsd)
   ScheduleKind kind = ScheduleKind::Cosine;
-  double decay_frac = 0.2;   // wsd: share of the run spent decaying
+  double decay_frac = 0.2;  // wsd: share of the run spent decaying
 
   double at(int step) const { return lr * factor(step); }
 
   double factor(int step) const {
     if (step < warmup) return double(step + 1) / double(warmup);
     switch (kind) {
-      case ScheduleKind::Cosine: return cosine(step);
-      case ScheduleKind::Constant: return 1.0;
-      case ScheduleKind::Wsd: return wsd(step);
+      case ScheduleKind::Cosine:
+        return cosine(step);
+      case ScheduleKind::Constant:
+        return 1.0;
+      case ScheduleKind::Wsd:
+        return wsd(step);
     }
     return 1.0;
   }
@@ -71,7 +78,7 @@ struct Schedule {
   double cosine(int step) const {  // after warmup
     const int span = total - warmup;
     if (span <= 1) return min_lr_frac;  // a single step after warmup is the last one
-    const double progress = double(step - warmup) / double(span - 1);  // 0 .. 1
+    const double progress = double(step - warmup) / double(span - 1);             // 0 .. 1
     const double half_cos = 0.5 * (1.0 + std::cos(std::numbers::pi * progress));  // 1 .. 0
     return min_lr_frac + (1.0 - min_lr_frac) * half_cos;
   }
@@ -86,9 +93,9 @@ struct Schedule {
   }
 
   // [snippet:wsd]
-  double wsd(int step) const {  // after warmup
+  double wsd(int step) const {                               // after warmup
     const int decay = decay_steps(), start = total - decay;  // steps start .. total-1 decay
-    if (step < start) return 1.0;                               // stable
+    if (step < start) return 1.0;                            // stable
     const double remaining = double(total - 1 - step) / double(decay);  // (decay-1)/decay .. 0
     return min_lr_frac + (1.0 - min_lr_frac) * remaining;
   }

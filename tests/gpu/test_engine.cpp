@@ -32,8 +32,8 @@ using test::TempDir;
 using test::TrainSetup;
 
 // engine: empty = the CPU reference (the trainer's default).
-TrainResult run(const TrainSetup& s, const std::string& out, const EngineFactory& engine, int stop_at = 0,
-                bool resume = false) {
+TrainResult run(const TrainSetup& s, const std::string& out, const EngineFactory& engine,
+                int stop_at = 0, bool resume = false) {
   TrainOptions o;
   o.out_dir = out, o.stop_at = stop_at, o.resume = resume, o.progress = false, o.engine = engine;
   o.sample.length = 0;
@@ -42,7 +42,8 @@ TrainResult run(const TrainSetup& s, const std::string& out, const EngineFactory
 
 double norm_rel(const std::vector<float>& a, const std::vector<float>& b) {
   double dd = 0, bb = 0;
-  for (size_t i = 0; i < b.size(); i++) dd += std::pow(double(a[i]) - b[i], 2), bb += double(b[i]) * b[i];
+  for (size_t i = 0; i < b.size(); i++)
+    dd += std::pow(double(a[i]) - b[i], 2), bb += double(b[i]) * b[i];
   return std::sqrt(dd / bb);
 }
 
@@ -63,15 +64,17 @@ void expect_close_runs(const std::string& what, const TrainResult& g, const Trai
   ASSERT_EQ(g.val.size(), c.val.size()) << what;
   for (size_t i = 0; i < c.val.size(); i++) {
     EXPECT_EQ(g.val[i].first, c.val[i].first) << what;
-    EXPECT_NEAR(g.val[i].second, c.val[i].second, loss_rtol * c.val[i].second) << what << " validation";
+    EXPECT_NEAR(g.val[i].second, c.val[i].second, loss_rtol * c.val[i].second)
+        << what << " validation";
   }
   const double prel = norm_rel(pg, pc);
   EXPECT_LE(prel, param_tol) << what << " final weights";
   std::printf("[cmp] %-44s n=%-8zu max rel %.2e  %6.2f%% of threshold (rtol %.0e)\n",
-              (what + " step losses").c_str(), c.steps.size(), worst_loss, 100 * worst_loss / loss_rtol,
-              loss_rtol);
+              (what + " step losses").c_str(), c.steps.size(), worst_loss,
+              100 * worst_loss / loss_rtol, loss_rtol);
   std::printf("[cmp] %-44s n=%-8zu norm rel %.2e  %6.2f%% of threshold (tol %.0e)\n",
-              (what + " final weights").c_str(), pc.size(), prel, 100 * prel / param_tol, param_tol);
+              (what + " final weights").c_str(), pc.size(), prel, 100 * prel / param_tol,
+              param_tol);
 }
 
 class EngineGpu : public ::testing::TestWithParam<std::string> {};
@@ -89,7 +92,8 @@ TEST_P(EngineGpu, TrainsLikeTheCpu) {
   if (GetParam() != "sgd") {  // (SGD at AdamW's learning rate barely moves in 12 steps)
     EXPECT_LT(gpu.steps.back().loss, gpu.steps.front().loss - 0.2) << "the GPU run did not train";
   }
-  expect_close_runs("engine " + GetParam() + " vs cpu", gpu, cpu, test::final_params(s.model, dir / "gpu"),
+  expect_close_runs("engine " + GetParam() + " vs cpu", gpu, cpu,
+                    test::final_params(s.model, dir / "gpu"),
                     test::final_params(s.model, dir / "cpu"), 2e-4, 2e-3);
 }
 INSTANTIATE_TEST_SUITE_P(Optimizers, EngineGpu, ::testing::Values("adamw", "muon", "sgd"));
@@ -100,7 +104,8 @@ TEST(EngineGpuResume, AcrossDevices) {
   REQUIRE_GPU();
   TempDir dir;
   TrainSetup s;
-  s.train.optimizer = OptimizerKind::Muon;  // momentum and the AdamW part's m, v: every kind of state
+  s.train.optimizer =
+      OptimizerKind::Muon;  // momentum and the AdamW part's m, v: every kind of state
   const TrainResult cpu = run(s, dir / "cpu", {});
   const std::vector<float> p_cpu = test::final_params(s.model, dir / "cpu");
   for (bool gpu_first : {true, false}) {
@@ -153,7 +158,8 @@ TEST(EngineGpuPrecision, Bf16TrainsWithinItsRoundoff) {
     EXPECT_NE(name.find("bf16"), std::string::npos) << name;
     const TrainResult g = run(s, dir / "gpu", engine);
     expect_close_runs("engine bf16 vs cpu", g, cpu, test::final_params(s.model, dir / "gpu"),
-                      test::final_params(s.model, dir / "cpu"), 2 * gpu::unit_roundoff(gpu::Precision::bf16),
+                      test::final_params(s.model, dir / "cpu"),
+                      2 * gpu::unit_roundoff(gpu::Precision::bf16),
                       8 * gpu::unit_roundoff(gpu::Precision::bf16));
   }
   gpu::set_matmul_precision(gpu::Precision::fp32);
@@ -174,7 +180,8 @@ TEST(GradcheckGpu, ComparesEveryTensorAndCatchesAWrongOne) {
   Batch b;
   b.B = B, b.T = T, b.inputs.resize(B * T), b.targets.resize(B * T);
   Rng rng(4);
-  for (int i = 0; i < B * T; i++) b.inputs[i] = int32_t(rng.below(256)), b.targets[i] = int32_t(rng.below(256));
+  for (int i = 0; i < B * T; i++)
+    b.inputs[i] = int32_t(rng.below(256)), b.targets[i] = int32_t(rng.below(256));
   m.zero_grad();
   const double loss = m.forward(b.inputs.data(), b.targets.data(), B, T);
   m.backward();

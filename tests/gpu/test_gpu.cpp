@@ -129,7 +129,8 @@ double compare(const std::string& what, const Vec& g, const Vec& r, double rtol)
   }
   std::printf("[cmp] %-44s n=%-8zu max abs %.2e  max rel %.2e  %6.2f%% of threshold (rtol %.0e)\n",
               what.c_str(), r.size(), max_abs, max_rel, 100 * share, rtol);
-  EXPECT_LE(share, 1.0) << what << ": worst entry " << worst << " gpu " << g[worst] << " ref " << r[worst];
+  EXPECT_LE(share, 1.0) << what << ": worst entry " << worst << " gpu " << g[worst] << " ref "
+                        << r[worst];
   return max_rel;
 }
 
@@ -144,7 +145,8 @@ void compare_norm(const std::string& what, const Vec& g, const Vec& r, double to
     dd += d * d, rr += double(r[i]) * r[i], max_abs = std::max(max_abs, std::abs(d));
   }
   const double rel = std::sqrt(dd) / (std::sqrt(rr) + 1e-30);
-  const double share = std::sqrt(dd) / (tol * (std::sqrt(rr) + rms * std::sqrt(double(r.size()))) + 1e-30);
+  const double share =
+      std::sqrt(dd) / (tol * (std::sqrt(rr) + rms * std::sqrt(double(r.size()))) + 1e-30);
   std::printf("[cmp] %-44s n=%-8zu max abs %.2e  norm rel %.2e  %6.2f%% of threshold (tol %.0e)\n",
               what.c_str(), r.size(), max_abs, rel, 100 * share, tol);
   EXPECT_LE(share, 1.0) << what;
@@ -180,12 +182,13 @@ class LinearGpu : public ::testing::TestWithParam<Shape> {};
 TEST_P(LinearGpu, ForwardAndBackward) {
   REQUIRE_KERNELS();
   const auto [N, IC, OC] = GetParam();
-  const Vec x = randn((size_t)N * IC, 1), W = randn((size_t)OC * IC, 2, 0.1), dy = randn((size_t)N * OC, 3);
+  const Vec x = randn((size_t)N * IC, 1), W = randn((size_t)OC * IC, 2, 0.1),
+            dy = randn((size_t)N * OC, 3);
   Vec y(N * OC), dx((size_t)N * IC, 0.f), dW((size_t)OC * IC, 0.f);
   linear_forward(y.data(), x.data(), W.data(), N, IC, OC, OC);
   linear_backward(dx.data(), dW.data(), dy.data(), x.data(), W.data(), N, IC, OC, OC);
-  auto gx = dev(x), gW = dev(W), gdy = dev(dy), gy = dev_zeros(y.size()), gdx = dev_zeros(dx.size()),
-       gdW = dev_zeros(dW.size());
+  auto gx = dev(x), gW = dev(W), gdy = dev(dy), gy = dev_zeros(y.size()),
+       gdx = dev_zeros(dx.size()), gdW = dev_zeros(dW.size());
   gpu::linear_forward(gy.data(), gx.data(), gW.data(), N, IC, OC);
   gpu::linear_backward(gdx.data(), gdW.data(), gdy.data(), gx.data(), gW.data(), N, IC, OC);
   const std::string s = fmt::format("linear {}x{}->{}", N, IC, OC);
@@ -201,7 +204,8 @@ TEST_P(LinearGpu, ForwardAndBackward) {
 TEST_P(LinearGpu, ReducedPrecision) {
   REQUIRE_GPU();
   const auto [N, IC, OC] = GetParam();
-  const Vec x = randn((size_t)N * IC, 1), W = randn((size_t)OC * IC, 2, 0.1), dy = randn((size_t)N * OC, 3);
+  const Vec x = randn((size_t)N * IC, 1), W = randn((size_t)OC * IC, 2, 0.1),
+            dy = randn((size_t)N * OC, 3);
   for (gpu::Precision p : kReduced) {
     for (bool exact : {false, true}) {
       if (exact && p != gpu::Precision::bf16) continue;
@@ -209,20 +213,21 @@ TEST_P(LinearGpu, ReducedPrecision) {
       if (exact) continue;
 #endif
       // The reference: fp32 on the given operands, or on the operands rounded to bf16.
-      const Vec rx = exact ? rounded(x, p) : x, rW = exact ? rounded(W, p) : W, rdy = exact ? rounded(dy, p) : dy;
+      const Vec rx = exact ? rounded(x, p) : x, rW = exact ? rounded(W, p) : W,
+                rdy = exact ? rounded(dy, p) : dy;
       Vec y(N * OC), dx((size_t)N * IC, 0.f), dW((size_t)OC * IC, 0.f);
       linear_forward(y.data(), rx.data(), rW.data(), N, IC, OC, OC);
       linear_backward(dx.data(), dW.data(), rdy.data(), rx.data(), rW.data(), N, IC, OC, OC);
-      auto gx = dev(x), gW = dev(W), gdy = dev(dy), gy = dev_zeros(y.size()), gdx = dev_zeros(dx.size()),
-           gdW = dev_zeros(dW.size());
+      auto gx = dev(x), gW = dev(W), gdy = dev(dy), gy = dev_zeros(y.size()),
+           gdx = dev_zeros(dx.size()), gdW = dev_zeros(dW.size());
       {
         PrecisionScope scope(p);
         gpu::linear_forward(gy.data(), gx.data(), gW.data(), N, IC, OC);
         gpu::linear_backward(gdx.data(), gdW.data(), gdy.data(), gx.data(), gW.data(), N, IC, OC);
       }
       const double tol = exact ? kTensorCoreTol : 8 * tolerance_roundoff(p);
-      const std::string s = fmt::format("linear {} {}x{}->{} vs {}", gpu::precision_name(p), N, IC, OC,
-                                        exact ? "bf16-rounded ref" : "fp32");
+      const std::string s = fmt::format("linear {} {}x{}->{} vs {}", gpu::precision_name(p), N, IC,
+                                        OC, exact ? "bf16-rounded ref" : "fp32");
       const double worst = std::max({compare(s + " out", gy.to_host(), y, tol),
                                      compare(s + " dinp", gdx.to_host(), dx, tol),
                                      compare(s + " dW", gdW.to_host(), dW, tol)});
@@ -245,7 +250,8 @@ TEST_P(RowsGpu, RmsNorm) {
   Vec n(x.size()), r(N), dx(x.size(), 0.f);
   rmsnorm_forward(n.data(), r.data(), x.data(), N, C, C, 1e-5f);
   rmsnorm_backward(dx.data(), dn.data(), n.data(), r.data(), N, C, C);
-  auto gx = dev(x), gdn = dev(dn), gn = dev_zeros(x.size()), gr = dev_zeros(N), gdx = dev_zeros(x.size());
+  auto gx = dev(x), gdn = dev(dn), gn = dev_zeros(x.size()), gr = dev_zeros(N),
+       gdx = dev_zeros(x.size());
   gpu::rmsnorm_forward(gn.data(), gr.data(), gx.data(), N, C, 1e-5f);
   gpu::rmsnorm_backward(gdx.data(), gdn.data(), gn.data(), gr.data(), N, C);
   const std::string s = fmt::format("rmsnorm {}x{}", N, C);
@@ -318,7 +324,8 @@ TEST_P(RowsGpu, CrossEntropy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(OddSizes, RowsGpu,
-                         ::testing::Values(std::pair{1, 33}, std::pair{37, 260}, std::pair{129, 1025}));
+                         ::testing::Values(std::pair{1, 33}, std::pair{37, 260},
+                                           std::pair{129, 1025}));
 
 struct AttnShape {
   int B, T, NH, hs;
@@ -350,7 +357,8 @@ TEST_P(AttentionGpu, RopeAndAttention) {
   auto gy = dev_zeros(n), gatt = dev_zeros(att.size()), gdq = dev_zeros(n), gdk = dev_zeros(n),
        gdv = dev_zeros(n), scratch = dev_zeros(gpu::attention_scratch_size(B, T, NH, hs));
   gq.upload(q), gk.upload(k);  // the reference's rotated q, k: attention alone is compared here
-  gpu::attention_forward(gy.data(), gatt.data(), gq.data(), gk.data(), gv.data(), B, T, NH, hs, scratch.data());
+  gpu::attention_forward(gy.data(), gatt.data(), gq.data(), gk.data(), gv.data(), B, T, NH, hs,
+                         scratch.data());
   gpu::attention_backward(gdq.data(), gdk.data(), gdv.data(), gdy.data(), gatt.data(), gq.data(),
                           gk.data(), gv.data(), B, T, NH, hs, scratch.data());
   compare(s + " out", gy.to_host(), y, kOpTol);
@@ -383,12 +391,14 @@ TEST_P(AttentionGpu, ReducedPrecision) {
          scratch = dev_zeros(gpu::attention_scratch_size(B, T, NH, hs));
     {
       PrecisionScope scope(p);
-      gpu::attention_forward(gy.data(), gatt.data(), gq.data(), gk.data(), gv.data(), B, T, NH, hs, scratch.data());
-      gpu::attention_backward(gdq.data(), gdk.data(), gdv.data(), gdy.data(), gatt.data(), gq.data(),
-                              gk.data(), gv.data(), B, T, NH, hs, scratch.data());
+      gpu::attention_forward(gy.data(), gatt.data(), gq.data(), gk.data(), gv.data(), B, T, NH, hs,
+                             scratch.data());
+      gpu::attention_backward(gdq.data(), gdk.data(), gdv.data(), gdy.data(), gatt.data(),
+                              gq.data(), gk.data(), gv.data(), B, T, NH, hs, scratch.data());
     }
     const double tol = 16 * tolerance_roundoff(p);
-    const std::string s = fmt::format("attention {} B{} T{} NH{} hs{} vs fp32", gpu::precision_name(p), B, T, NH, hs);
+    const std::string s =
+        fmt::format("attention {} B{} T{} NH{} hs{} vs fp32", gpu::precision_name(p), B, T, NH, hs);
     compare(s + " out", gy.to_host(), y, tol);
     compare(s + " probabilities", gatt.to_host(), att, tol);
     compare(s + " dq", gdq.to_host(), dq, tol);
@@ -439,11 +449,11 @@ TEST(ScaleVectorGpu, EveryParameterization) {
       sv.backward(P.data(), G.data());
       auto gP = dev(P), gG = dev_zeros(G.size()), gg = dev_zeros(d), gdg = dev(dgamma);
       const bool md = kind != ScaleParam::Gamma;
-      gpu::scale_vector_forward(gg.data(), gP.data() + sv.offset(), md ? gP.data() + sv.beta_offset() : nullptr,
-                                kind, d);
-      gpu::scale_vector_backward(gG.data() + sv.offset(), md ? gG.data() + sv.beta_offset() : nullptr,
-                                 gdg.data(), gP.data() + sv.offset(),
-                                 md ? gP.data() + sv.beta_offset() : nullptr, kind, d);
+      gpu::scale_vector_forward(gg.data(), gP.data() + sv.offset(),
+                                md ? gP.data() + sv.beta_offset() : nullptr, kind, d);
+      gpu::scale_vector_backward(
+          gG.data() + sv.offset(), md ? gG.data() + sv.beta_offset() : nullptr, gdg.data(),
+          gP.data() + sv.offset(), md ? gP.data() + sv.beta_offset() : nullptr, kind, d);
       const std::string s = fmt::format("scale vector {} d={}", scale_param_name(kind), d);
       compare(s + " gamma", gg.to_host(), gamma_ref, kOpTol);
       compare(s + " param grads", gG.to_host(), G, kOpTol);
@@ -456,7 +466,8 @@ TEST(ScaleVectorGpu, EveryParameterization) {
 TEST(ScaleVectorGpu, UnknownKindIsAnError) {
   const ScaleParam bogus = static_cast<ScaleParam>(7);
   EXPECT_THROW(gpu::scale_vector_forward(nullptr, nullptr, nullptr, bogus, 4), Error);
-  EXPECT_THROW(gpu::scale_vector_backward(nullptr, nullptr, nullptr, nullptr, nullptr, bogus, 4), Error);
+  EXPECT_THROW(gpu::scale_vector_backward(nullptr, nullptr, nullptr, nullptr, nullptr, bogus, 4),
+               Error);
 }
 
 TEST(NewtonSchulzGpu, WideAndTall) {
@@ -465,7 +476,8 @@ TEST(NewtonSchulzGpu, WideAndTall) {
     const Vec G = randn((size_t)R * C, 50 + R);
     Vec out(G.size()), work(newton_schulz_work(R, C));
     newton_schulz(G.data(), out.data(), R, C, 5, work.data());
-    auto gG = dev(G), gout = dev_zeros(G.size()), gwork = dev_zeros(gpu::newton_schulz_work_size(R, C));
+    auto gG = dev(G), gout = dev_zeros(G.size()),
+         gwork = dev_zeros(gpu::newton_schulz_work_size(R, C));
     gpu::newton_schulz(gG.data(), gout.data(), R, C, 5, gwork.data());
     // Five chained iterations of products over up to 260 terms, polynomial of degree 5 each.
     compare(fmt::format("newton-schulz {}x{}", R, C), gout.to_host(), out, 2e-4);
@@ -507,7 +519,8 @@ struct Batch {
 Batch batch_for(int B, int T, uint64_t seed) {
   Rng rng(seed);
   Batch b;
-  for (int i = 0; i < B * T; i++) b.x.push_back(int32_t(rng.below(256))), b.y.push_back(int32_t(rng.below(256)));
+  for (int i = 0; i < B * T; i++)
+    b.x.push_back(int32_t(rng.below(256))), b.y.push_back(int32_t(rng.below(256)));
   return b;
 }
 
@@ -517,7 +530,8 @@ void init_away_from_one(Transformer<float>& ref) {
   Rng rng(5);
   for (const auto& p : ref.layout().params())
     if (p.role == Role::Scale)
-      for (size_t i = 0; i < p.numel; i++) ref.params[p.offset + i] = float(1.0 + 0.3 * rng.normal());
+      for (size_t i = 0; i < p.numel; i++)
+        ref.params[p.offset + i] = float(1.0 + 0.3 * rng.normal());
 }
 
 double rms_of(const Vec& v) {
@@ -540,7 +554,8 @@ TEST_P(ModelGpu, LossAndEveryGradientOneStepAndTenSteps) {
   ASSERT_EQ(g.layout().total(), ref.layout().total());
 
   TrainConfig tc;
-  tc.optimizer = parse_optimizer(mc.optimizer), tc.lr = 1e-3, tc.weight_decay = 0.1, tc.wd_policy = WdPolicy::Iwd;
+  tc.optimizer = parse_optimizer(mc.optimizer), tc.lr = 1e-3, tc.weight_decay = 0.1,
+  tc.wd_policy = WdPolicy::Iwd;
   tc.muon_lr = 0.01, tc.sgd_momentum = 0.9;
   auto opt = make_optimizer<float>(ref.layout(), tc);
   gpu::GpuOptimizer gopt(g.layout(), tc);
@@ -558,7 +573,8 @@ TEST_P(ModelGpu, LossAndEveryGradientOneStepAndTenSteps) {
 #ifdef SCALEVEC_GPU_HOST_DOUBLE
       // On the host double the GPU path is the reference's own model code on the CUDA backend,
       // whose ops here are the reference ops: the first step's loss and every gradient must be
-      // the reference's bits (a wrong argument, offset or missing zeroing in gpu/backend.* breaks it).
+      // the reference's bits (a wrong argument, offset or missing zeroing in gpu/backend.* breaks
+      // it).
       if (s == 1) {
         EXPECT_EQ(l_gpu, l_ref) << mc.name << " loss";
         EXPECT_EQ(0, std::memcmp(grads.data(), ref.grads.data(), grads.size() * sizeof(float)))
@@ -578,10 +594,13 @@ TEST_P(ModelGpu, LossAndEveryGradientOneStepAndTenSteps) {
           continue;
         }
         const std::string what = fmt::format("{} {} step {} d{}", mc.name, mc.optimizer, s, p.name);
-        if (s == 1) compare(what, gr, rr, 2e-4);
-        else compare_norm(what, gr, rr, 2e-3, rms_all);
+        if (s == 1)
+          compare(what, gr, rr, 2e-4);
+        else
+          compare_norm(what, gr, rr, 2e-3, rms_all);
       }
-      compare(fmt::format("{} {} step {} loss", mc.name, mc.optimizer, s), {l_gpu}, {l_ref}, s == 1 ? 2e-5 : 2e-4);
+      compare(fmt::format("{} {} step {} loss", mc.name, mc.optimizer, s), {l_gpu}, {l_ref},
+              s == 1 ? 2e-5 : 2e-4);
     } else {
       EXPECT_NEAR(l_gpu, l_ref, 2e-4 * std::abs(l_ref)) << "step " << s;
     }
@@ -591,8 +610,8 @@ TEST_P(ModelGpu, LossAndEveryGradientOneStepAndTenSteps) {
     opt->step(ref.params.data(), ref.grads.data(), 1.0);
     gopt.step(g.params.data(), g.grads.data(), 1.0);
   }
-  compare_norm(fmt::format("{} {} params after {} steps", mc.name, mc.optimizer, steps), g.get_params(),
-               ref.params, 2e-3);
+  compare_norm(fmt::format("{} {} params after {} steps", mc.name, mc.optimizer, steps),
+               g.get_params(), ref.params, 2e-3);
 }
 
 std::vector<ModelCase> model_cases() {
@@ -617,7 +636,9 @@ struct PrecisionCase {
   std::string name;
   gpu::Precision precision;
 };
-void PrintTo(const PrecisionCase& c, std::ostream* os) { *os << c.name << " " << gpu::precision_name(c.precision); }
+void PrintTo(const PrecisionCase& c, std::ostream* os) {
+  *os << c.name << " " << gpu::precision_name(c.precision);
+}
 class ModelGpuPrecision : public ::testing::TestWithParam<PrecisionCase> {};
 
 TEST_P(ModelGpuPrecision, WithinTheOperandRoundoff) {
@@ -672,7 +693,8 @@ std::vector<PrecisionCase> precision_cases() {
 }
 INSTANTIATE_TEST_SUITE_P(Reduced, ModelGpuPrecision, ::testing::ValuesIn(precision_cases()),
                          [](const ::testing::TestParamInfo<PrecisionCase>& i) {
-                           std::string s = i.param.name + "_" + gpu::precision_name(i.param.precision);
+                           std::string s =
+                               i.param.name + "_" + gpu::precision_name(i.param.precision);
                            for (auto& c : s)
                              if (!std::isalnum((unsigned char)c)) c = '_';
                            return s;
@@ -746,7 +768,9 @@ TEST(ModelGpuDeterminism, RepeatRunsAreBitIdentical) {
   EXPECT_EQ(0, std::memcmp(a.second.data(), b.second.data(), a.second.size() * sizeof(float)))
       << "parameters differ between two identical runs";
   std::printf("[cmp] %-44s repeat runs bit-identical: %s\n", "dp+qk+post muon 5 steps",
-              std::memcmp(a.second.data(), b.second.data(), a.second.size() * sizeof(float)) ? "no" : "yes");
+              std::memcmp(a.second.data(), b.second.data(), a.second.size() * sizeof(float))
+                  ? "no"
+                  : "yes");
 }
 
 TEST(Gpu, Describe) {

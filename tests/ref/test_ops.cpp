@@ -96,8 +96,8 @@ ErrorStats fd(const std::string& what, Vec& x, const Vec& analytic, Loss&& loss,
 }
 void expect_pass(const ErrorStats& s, const std::string& what) {
   EXPECT_GT(s.count, 0u) << what;
-  EXPECT_TRUE(s.ok()) << what << ": " << s.failures << " of " << s.count
-                      << " entries beyond rtol " << s.rtol << " (max rel err " << s.max_rel << ")";
+  EXPECT_TRUE(s.ok()) << what << ": " << s.failures << " of " << s.count << " entries beyond rtol "
+                      << s.rtol << " (max rel err " << s.max_rel << ")";
 }
 // For the negative controls: the harness must flag the wrong backward clearly.
 void expect_caught(const ErrorStats& s, const std::string& what) {
@@ -113,7 +113,6 @@ void expect_doubled(const Vec& once, const Vec& twice, const Idx& idx, const std
 void expect_untouched(const Vec& v, const Idx& pad, double value, const std::string& what) {
   for (size_t i : pad) ASSERT_EQ(v[i], value) << what << ": padding entry " << i << " was written";
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Linear: out = inp · Wᵀ, written into a column slice of a wider (N, ldo) buffer (the k part of a
@@ -150,8 +149,7 @@ struct LinearCase {
   }
   void backward(Vec& dinp, Vec& dW) {
     loss();
-    bwd(dinp.data(), dW.data(), dout.data() + s.col0, inp.data(), W.data(), s.N, s.IC, s.OC,
-        s.ldo);
+    bwd(dinp.data(), dW.data(), dout.data() + s.col0, inp.data(), W.data(), s.N, s.IC, s.OC, s.ldo);
   }
 };
 
@@ -167,8 +165,8 @@ TEST(Linear, FiniteDifferencesNaiveAndBlas) {
   const LinearShape shapes[] = {{3, 5, 4, 4, 0}, {2, 3, 7, 21, 7}, {1, 1, 3, 5, 2}};
   for (const Impl& im : impls)
     for (const LinearShape& s : shapes) {
-      const std::string name = fmt::format("linear {} N={} IC={} OC={} ldo={}", im.name, s.N, s.IC,
-                                           s.OC, s.ldo);
+      const std::string name =
+          fmt::format("linear {} N={} IC={} OC={} ldo={}", im.name, s.N, s.IC, s.OC, s.ldo);
       LinearCase c(s, im.fwd, im.bwd);
       Vec dinp(c.inp.size(), 0), dW(c.W.size(), 0);
       c.backward(dinp, dW);
@@ -247,9 +245,10 @@ TYPED_TEST(LinearBlasVsNaive, EqualToRoundOff) {
         ASSERT_LE(std::abs(double(dW1[k]) - double(dW2[k])), 2 * (s.N + 1) * u * mag) << "dW";
         worst = std::max(worst, std::abs(double(dW1[k]) - double(dW2[k])) / mag);
       }
-    fmt::print("  [blas vs naive] {} N={} IC={} OC={} ldo={}: max |diff| / Σ|terms| = {:.2e} "
-               "(unit round-off {:.1e})\n",
-               sizeof(T) == 4 ? "float " : "double", s.N, s.IC, s.OC, s.ldo, worst, u);
+    fmt::print(
+        "  [blas vs naive] {} N={} IC={} OC={} ldo={}: max |diff| / Σ|terms| = {:.2e} "
+        "(unit round-off {:.1e})\n",
+        sizeof(T) == 4 ? "float " : "double", s.N, s.IC, s.OC, s.ldo, worst, u);
   }
 }
 
@@ -287,7 +286,8 @@ struct RmsnormCase {
   ErrorStats check(RmsnormBwd bwd, const std::string& name) {
     Vec dx(x.size(), 0);
     backward(dx, bwd);
-    return fd(name, x, dx, [&] { return loss(); }, idx);
+    return fd(
+        name, x, dx, [&] { return loss(); }, idx);
   }
 };
 
@@ -340,8 +340,9 @@ TEST(Rmsnorm, InvariantToScalingInputAndGradientScalesInversely) {
     // component along x.
     for (int r = 0; r < 4; r++) {
       double dot = 0, mag = 0;
-      for (int ch = 0; ch < 7; ch++) dot += dxa[r * 7 + ch] * a.x[r * 7 + ch],
-                                     mag += std::abs(dxa[r * 7 + ch] * a.x[r * 7 + ch]);
+      for (int ch = 0; ch < 7; ch++)
+        dot += dxa[r * 7 + ch] * a.x[r * 7 + ch],
+            mag += std::abs(dxa[r * 7 + ch] * a.x[r * 7 + ch]);
       EXPECT_LE(std::abs(dot), 1e-14 * mag);
     }
   }
@@ -377,8 +378,8 @@ TEST(Scale, FiniteDifferences) {
 }
 
 // dγ is a sum over all B·T rows. Its order is fixed (blocks of kRowBlock rows, blocks added in
-// order), so 1, 2 or 3 OpenMP threads give the same bits (docs/VERIFICATION.md §3: deterministic gain
-// gradients). Float, and enough rows for many blocks and a ragged last block.
+// order), so 1, 2 or 3 OpenMP threads give the same bits (docs/VERIFICATION.md §3: deterministic
+// gain gradients). Float, and enough rows for many blocks and a ragged last block.
 TEST(Scale, DgammaBitIdenticalForAnyThreadCount) {
   const int N = 1000, C = 33;
   Rng rng(5);
@@ -403,8 +404,9 @@ TEST(Scale, DgammaBitIdenticalForAnyThreadCount) {
   // The reduction is a real sum: it agrees with a double-precision sum to float round-off.
   for (int c = 0; c < C; c++) {
     double ref = 0, mag = 0;
-    for (int n = 0; n < N; n++) ref += double(dy[n * C + c]) * x[n * C + c],
-                                mag += std::abs(double(dy[n * C + c]) * x[n * C + c]);
+    for (int n = 0; n < N; n++)
+      ref += double(dy[n * C + c]) * x[n * C + c],
+          mag += std::abs(double(dy[n * C + c]) * x[n * C + c]);
     EXPECT_NEAR(dgs[0][c], ref, 1e-6 * mag);
   }
 }
@@ -442,8 +444,8 @@ TEST(ThreadCount, OpsGiveTheSameBits) {
     rope_backward(dq.data(), cs.data(), sn.data(), B, T, NH, hs, 3 * C);
     keep(q), keep(dq);
     std::vector<float> out(N * C), att(B * NH * T * T), datt(att.size()), dqkv(N * 3 * C, 0.f);
-    attention_forward(out.data(), att.data(), x.data(), x.data() + C, x.data() + 2 * C, 3 * C, B,
-                      T, NH, hs);
+    attention_forward(out.data(), att.data(), x.data(), x.data() + C, x.data() + 2 * C, 3 * C, B, T,
+                      NH, hs);
     attention_backward(dqkv.data(), dqkv.data() + C, dqkv.data() + 2 * C, datt.data(), dy.data(),
                        att.data(), x.data(), x.data() + C, x.data() + 2 * C, 3 * C, B, T, NH, hs);
     keep(out), keep(dqkv);
@@ -584,13 +586,15 @@ struct AttnCase {
   ErrorStats check(AttnBwd bwd, const std::string& name) {
     Vec d(qkv.size(), 0);
     backward(d, bwd);
-    return fd(name, qkv, d, [&] { return loss(); }, idx);
+    return fd(
+        name, qkv, d, [&] { return loss(); }, idx);
   }
 };
 
 TEST(Attention, FiniteDifferences) {
   // Odd T and hs, ld = 3C (the model's layout) and ld = 3C + 1 (padding), T = 1 (dq = dk = 0).
-  const AttnShape shapes[] = {{2, 5, 2, 3, 18}, {1, 4, 3, 2, 19}, {2, 1, 1, 4, 12}, {1, 7, 1, 5, 15}};
+  const AttnShape shapes[] = {
+      {2, 5, 2, 3, 18}, {1, 4, 3, 2, 19}, {2, 1, 1, 4, 12}, {1, 7, 1, 5, 15}};
   for (const AttnShape& s : shapes) {
     const std::string name =
         fmt::format("attention B={} T={} NH={} hs={} ld={}", s.B, s.T, s.NH, s.hs, s.ld);
@@ -608,8 +612,8 @@ TEST(Attention, FiniteDifferences) {
 // Negative control: the softmax Jacobian without its "- Σ_l P_il dP_il" term.
 void attention_backward_bad_softmax(double* dq, double* dk, double* dv, double* datt,
                                     const double* dout, const double* att, const double* q,
-                                    const double* k, const double* v, int ld, int B, int Tn,
-                                    int NH, int hs) {
+                                    const double* k, const double* v, int ld, int B, int Tn, int NH,
+                                    int hs) {
   const int C = NH * hs;
   const double scale = 1 / std::sqrt(double(hs));
   for (int bh = 0; bh < B * NH; bh++) {
@@ -689,8 +693,8 @@ TEST(Attention, CausalSoftmaxMatchesIndependentComputation) {
 struct SwigluShape {
   int N, F, ld;
 };
-using SwigluBwd = void (*)(double*, double*, const double*, const double*, const double*, int,
-                           int, int);
+using SwigluBwd = void (*)(double*, double*, const double*, const double*, const double*, int, int,
+                           int);
 
 struct SwigluCase {
   SwigluShape s;
@@ -716,7 +720,8 @@ struct SwigluCase {
   ErrorStats check(SwigluBwd bwd, const std::string& name) {
     Vec d(gu.size(), 0);
     backward(d, bwd);
-    return fd(name, gu, d, [&] { return loss(); }, idx);
+    return fd(
+        name, gu, d, [&] { return loss(); }, idx);
   }
 };
 
@@ -799,7 +804,9 @@ TEST(CrossEntropy, FiniteDifferences) {
     std::vector<int32_t> targets(N);
     for (auto& t : targets) t = int32_t(rng.below(V));
     const double dloss = 0.7;  // the upstream gradient of the scalar loss
-    auto loss = [&] { return dloss * crossentropy_forward(losses.data(), logits.data(), targets.data(), N, V); };
+    auto loss = [&] {
+      return dloss * crossentropy_forward(losses.data(), logits.data(), targets.data(), N, V);
+    };
     Vec d(logits.size(), 0), d2(logits.size(), 0);
     crossentropy_backward(d.data(), logits.data(), targets.data(), N, V, dloss);
     expect_pass(fd(name + " dlogits", logits, d, loss, all_indices(d.size())), name);
@@ -823,7 +830,8 @@ TEST(CrossEntropy, EqualsNegativeLogSoftmax) {
   for (int n = 0; n < N; n++) {
     long double z = 0;
     for (int v = 0; v < V; v++) z += std::exp((long double)logits[(size_t)n * V + v]);
-    const long double want = -std::log(std::exp((long double)logits[(size_t)n * V + targets[n]]) / z);
+    const long double want =
+        -std::log(std::exp((long double)logits[(size_t)n * V + targets[n]]) / z);
     EXPECT_NEAR(losses[n], double(want), 1e-13) << "row " << n;
     total += want;
   }
@@ -862,7 +870,8 @@ TEST(ScaleVector, GammaIsTheParameterAndItsGradientChainsIntoTheBuffer) {
   ParamInfo other;
   other.name = "w", other.shape = {3};
   layout.add(other);  // the scale does not sit at offset 0
-  ScaleVector<double> g(layout, "site", "gamma", 5, ScaleParam::Gamma, {ScaleType::Output, "why", false});
+  ScaleVector<double> g(layout, "site", "gamma", 5, ScaleParam::Gamma,
+                        {ScaleType::Output, "why", false});
   ASSERT_EQ(layout.total(), 8u);
   const ParamInfo& p = layout.get("site.gamma");
   EXPECT_EQ(p.offset, 3u);
@@ -896,7 +905,8 @@ TEST(ScaleVector, GammaIsTheParameterAndItsGradientChainsIntoTheBuffer) {
 
 TEST(ScaleVector, NoneIsTheIdentityWithoutParameters) {
   ParamLayout layout;
-  ScaleVector<double> g(layout, "site", "gamma", 4, ScaleParam::None, {ScaleType::Input, "columns", false});
+  ScaleVector<double> g(layout, "site", "gamma", 4, ScaleParam::None,
+                        {ScaleType::Input, "columns", false});
   EXPECT_EQ(layout.total(), 0u);
   EXPECT_TRUE(layout.params().empty());
   EXPECT_TRUE(g.identity());
@@ -1035,6 +1045,48 @@ TEST(InputSideScale, LayoutTagsAndIdentity) {
   const Vec n(12, 0.25);
   none.forward(nullptr, n.data(), 2);
   EXPECT_EQ(none.input(0), n.data());
+}
+
+// The reference's emulation of the GPU precisions (ref/ops/precision.h): under OperandPrecision a
+// float product equals the exact product of operands rounded one by one (checked against a naive
+// triple loop in double over the rounded values, every transpose and a strided operand), and the
+// rounding really happens (bf16 differs from fp32 on these inputs). The scope restores fp32.
+TEST(OperandPrecision, ProductsRoundBothOperandsAsTheGpuModeDoes) {
+  const int M = 5, N = 7, K = 9, ld_pad = 3;
+  Rng rng(12);
+  std::vector<float> A((size_t)K * (M + ld_pad)), B((size_t)K * (N + ld_pad));
+  for (auto& x : A) x = float(rng.normal());
+  for (auto& x : B) x = float(rng.normal());
+  for (Precision p : {Precision::tf32, Precision::bf16})
+    for (bool tA : {false, true})
+      for (bool tB : {false, true}) {
+        const int lda = (tA ? M : K) + ld_pad, ldb = (tB ? K : N) + ld_pad;
+        auto a = [&](int i, int k) { return tA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]; };
+        auto b = [&](int k, int j) { return tB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]; };
+        std::vector<float> got((size_t)M * N), exact((size_t)M * N);
+        {
+          OperandPrecision rounding(p);
+          gemm<float>(tA, tB, M, N, K, 1.f, A.data(), lda, B.data(), ldb, 0.f, got.data(), N);
+        }
+        gemm<float>(tA, tB, M, N, K, 1.f, A.data(), lda, B.data(), ldb, 0.f, exact.data(), N);
+        EXPECT_EQ(operand_precision(), Precision::fp32);
+        double changed = 0;
+        for (int i = 0; i < M; i++)
+          for (int j = 0; j < N; j++) {
+            double want = 0, mag = 0;
+            for (int k = 0; k < K; k++) {
+              const double t = double(round_operand(a(i, k), p)) * round_operand(b(k, j), p);
+              want += t, mag += std::abs(t);
+            }
+            // Only the fp32 summation differs from the double loop: K u32 of the magnitudes.
+            EXPECT_NEAR(got[(size_t)i * N + j], want, K * 0x1p-24 * mag)
+                << precision_name(p) << " tA=" << tA << " tB=" << tB << " (" << i << "," << j
+                << ")";
+            changed = std::max(changed,
+                               double(std::abs(got[(size_t)i * N + j] - exact[(size_t)i * N + j])));
+          }
+        EXPECT_GT(changed, 0x1p-24) << precision_name(p) << ": the operands were not rounded";
+      }
 }
 
 }  // namespace

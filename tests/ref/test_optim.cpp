@@ -83,7 +83,8 @@ std::vector<double> symmetric_eigenvalues(std::vector<double> A, int n) {
         if (apq == 0) continue;
         // Rotation by θ in the (p, q) plane that zeroes A[p][q].
         const double theta = (A[(size_t)q * n + q] - A[(size_t)p * n + p]) / (2 * apq);
-        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::abs(theta) + std::sqrt(theta * theta + 1));
+        const double t =
+            (theta >= 0 ? 1.0 : -1.0) / (std::abs(theta) + std::sqrt(theta * theta + 1));
         const double c = 1 / std::sqrt(t * t + 1), s = t * c;
         for (int k = 0; k < n; k++) {
           const double akp = A[(size_t)k * n + p], akq = A[(size_t)k * n + q];
@@ -132,7 +133,8 @@ std::vector<double> run_newton_schulz(const std::vector<double>& G, int R, int C
 // matrices whose smallest singular value is too small to reach 1 in five steps. Also GᵀO is
 // symmetric: O = U f(Σ) Vᵀ has the singular vectors of G, which no other near-orthogonal O has.
 TEST(NewtonSchulz, SingularValuesAreMappedByTheQuintic) {
-  const int shapes[][2] = {{16, 48}, {48, 16}, {32, 32}, {33, 65}, {65, 33}, {64, 64}, {1, 7}, {7, 1}};
+  const int shapes[][2] = {{16, 48}, {48, 16}, {32, 32}, {33, 65},
+                           {65, 33}, {64, 64}, {1, 7},   {7, 1}};
   for (const auto& [R, C] : shapes)
     for (uint64_t seed : {1, 2, 3}) {
       const std::vector<double> G = random_matrix(R, C, 1000 * seed + R * 7 + C);
@@ -172,10 +174,12 @@ TEST(NewtonSchulz, SingularValuesAreMappedByTheQuintic) {
 // (64 × 64: down to 1e-4 of ‖G‖_F), which five steps do not lift; the test above covers them.
 TEST(NewtonSchulz, OutputIsOrthogonalWithinTheQuinticsRange) {
   double lo = 1e9, hi = 0;
-  for (double x = 2e-3; x <= 1.0; x *= 1.001) lo = std::min(lo, phi_n(x, 5)), hi = std::max(hi, phi_n(x, 5));
+  for (double x = 2e-3; x <= 1.0; x *= 1.001)
+    lo = std::min(lo, phi_n(x, 5)), hi = std::max(hi, phi_n(x, 5));
   EXPECT_NEAR(lo, 0.6818, 1e-4);
   EXPECT_NEAR(hi, 1.2024, 1e-4);
-  const int shapes[][2] = {{16, 48}, {48, 16}, {32, 128}, {128, 32}, {33, 65}, {65, 33}, {8, 8}, {4, 100}};
+  const int shapes[][2] = {{16, 48}, {48, 16}, {32, 128}, {128, 32},
+                           {33, 65}, {65, 33}, {8, 8},    {4, 100}};
   double in_lo = 1e9, in_ratio = 0, out_lo = 1e9, out_hi = 0;
   for (const auto& [R, C] : shapes)
     for (uint64_t seed : {11, 12, 13, 14, 15}) {
@@ -204,9 +208,11 @@ TEST(NewtonSchulz, OutputIsOrthogonalWithinTheQuinticsRange) {
     }
   // The inputs were far from orthogonal (σ_max/σ_min up to ~100), the outputs are within 1.78.
   EXPECT_GT(in_ratio, 20.0);
-  std::printf("[measured] Newton-Schulz (5 quintic steps) on Gaussian matrices: input "
-              "sigma_min/|G|_F >= %.4f, sigma_max/sigma_min <= %.1f; output singular values in "
-              "[%.4f, %.4f]\n", in_lo, in_ratio, out_lo, out_hi);
+  std::printf(
+      "[measured] Newton-Schulz (5 quintic steps) on Gaussian matrices: input "
+      "sigma_min/|G|_F >= %.4f, sigma_max/sigma_min <= %.1f; output singular values in "
+      "[%.4f, %.4f]\n",
+      in_lo, in_ratio, out_lo, out_hi);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,13 +244,16 @@ struct ReferenceMuon {
     const double norm = frobenius(G) + 1e-7;
     for (double& x : X) x /= norm;
     for (int s = 0; s < steps; s++) {
-      std::vector<double> A((size_t)C * C, 0), A2((size_t)C * C, 0), P((size_t)C * C), Y((size_t)R * C, 0);
+      std::vector<double> A((size_t)C * C, 0), A2((size_t)C * C, 0), P((size_t)C * C),
+          Y((size_t)R * C, 0);
       for (int i = 0; i < C; i++)
         for (int j = 0; j < C; j++)
-          for (int k = 0; k < R; k++) A[(size_t)i * C + j] += X[(size_t)k * C + i] * X[(size_t)k * C + j];
+          for (int k = 0; k < R; k++)
+            A[(size_t)i * C + j] += X[(size_t)k * C + i] * X[(size_t)k * C + j];
       for (int i = 0; i < C; i++)
         for (int j = 0; j < C; j++)
-          for (int k = 0; k < C; k++) A2[(size_t)i * C + j] += A[(size_t)i * C + k] * A[(size_t)k * C + j];
+          for (int k = 0; k < C; k++)
+            A2[(size_t)i * C + j] += A[(size_t)i * C + k] * A[(size_t)k * C + j];
       for (size_t i = 0; i < P.size(); i++) P[i] = kNsB * A[i] + kNsC * A2[i];
       for (int r = 0; r < R; r++)
         for (int j = 0; j < C; j++) {
@@ -274,15 +283,16 @@ struct ReferenceMuon {
         const std::vector<double> O = orthogonalise(u, R, C, cfg.ns_steps);
         const double lr = cfg.lr * f;
         for (size_t i = 0; i < u.size(); i++)
-          p[q.offset + i] = p[q.offset + i] * (1 - lr * wd) -
-                            lr * std::sqrt(std::max(1.0, double(R) / C)) * O[i];
+          p[q.offset + i] =
+              p[q.offset + i] * (1 - lr * wd) - lr * std::sqrt(std::max(1.0, double(R) / C)) * O[i];
       } else {
         const double lr = a.lr * f;
         for (size_t i = q.offset; i < q.offset + q.numel; i++) {
           if (a.decay.decays(q)) p[i] *= 1 - lr * wd;
           m[i] = a.beta1 * m[i] + (1 - a.beta1) * g[i];
           v[i] = a.beta2 * v[i] + (1 - a.beta2) * g[i] * g[i];
-          const double mhat = m[i] / (1 - std::pow(a.beta1, t)), vhat = v[i] / (1 - std::pow(a.beta2, t));
+          const double mhat = m[i] / (1 - std::pow(a.beta1, t)),
+                       vhat = v[i] / (1 - std::pow(a.beta2, t));
           p[i] -= lr * mhat / (std::sqrt(vhat) + a.eps);
         }
       }
@@ -304,7 +314,8 @@ TEST(Muon, MatchesAHandWrittenReference) {
   const ParamLayout L = muon_layout();
   for (int variant = 0; variant < 2; variant++) {
     MuonConfig cfg = test_muon_config();
-    if (variant == 1) cfg.nesterov = false, cfg.ns_steps = 2, cfg.adamw.decay.scale_policy = WdPolicy::All;
+    if (variant == 1)
+      cfg.nesterov = false, cfg.ns_steps = 2, cfg.adamw.decay.scale_policy = WdPolicy::All;
     Muon<double> opt(L, cfg);
     Muon<float> optf(L, cfg);
     ReferenceMuon ref{cfg, {}, {}, {}, 0};
@@ -322,8 +333,10 @@ TEST(Muon, MatchesAHandWrittenReference) {
       optf.step(pf.data(), gf.data(), factors[s]);
       ref.step(L, p_ref, g, factors[s]);
       for (size_t i = 0; i < p.size(); i++) {
-        EXPECT_NEAR(p[i], p_ref[i], 1e-12 * (1 + std::abs(p_ref[i]))) << "variant " << variant << " step " << s << " entry " << i;
-        EXPECT_NEAR(pf[i], p_ref[i], 2e-6 * (1 + std::abs(p_ref[i]))) << "float, variant " << variant << " step " << s << " entry " << i;
+        EXPECT_NEAR(p[i], p_ref[i], 1e-12 * (1 + std::abs(p_ref[i])))
+            << "variant " << variant << " step " << s << " entry " << i;
+        EXPECT_NEAR(pf[i], p_ref[i], 2e-6 * (1 + std::abs(p_ref[i])))
+            << "float, variant " << variant << " step " << s << " entry " << i;
         EXPECT_NEAR(opt.momentum[i], ref.buf[i], 1e-14 * (1 + std::abs(ref.buf[i])));
       }
     }
@@ -396,7 +409,8 @@ TEST(Optimizers, DecayFollowsTheTagsWithEachOptimizersRate) {
       for (const ParamInfo& q : L.params()) {
         const bool d = rule.decays(q);
         const double muon_lr = (q.role == Role::Matrix ? mc.lr : mc.adamw.lr) * f;
-        const std::string what = fmt::format("{} policy {} embed {}", q.name, wd_policy_name(policy), embed);
+        const std::string what =
+            fmt::format("{} policy {} embed {}", q.name, wd_policy_name(policy), embed);
         for (size_t i = q.offset; i < q.offset + q.numel; i++) {
           EXPECT_EQ(pm[i], d ? 2.0 * (1 - muon_lr * wd) : 2.0) << "muon " << what;
           EXPECT_EQ(ps[i], d ? 2.0 * (1 - sc.lr * f * wd) : 2.0) << "sgd " << what;
@@ -414,7 +428,8 @@ TEST(Optimizers, DecayFollowsTheTagsWithEachOptimizersRate) {
 TEST(Sgd, MatchesTheFormula) {
   const ParamLayout L = muon_layout();
   SgdConfig cfg;
-  cfg.lr = 0.1, cfg.momentum = 0.9, cfg.decay.weight_decay = 0.2, cfg.decay.scale_policy = WdPolicy::Iwd;
+  cfg.lr = 0.1, cfg.momentum = 0.9, cfg.decay.weight_decay = 0.2,
+  cfg.decay.scale_policy = WdPolicy::Iwd;
   Sgd<double> opt(L, cfg);
   Rng rng(3);
   std::vector<double> p(L.total()), buf(L.total(), 0.0);
@@ -428,7 +443,8 @@ TEST(Sgd, MatchesTheFormula) {
     for (const ParamInfo& q : L.params())
       for (size_t i = q.offset; i < q.offset + q.numel; i++) {
         buf[i] = cfg.momentum * buf[i] + g[i];
-        p_ref[i] = p_ref[i] * (cfg.decay.decays(q) ? 1 - lr * cfg.decay.weight_decay : 1.0) - lr * buf[i];
+        p_ref[i] =
+            p_ref[i] * (cfg.decay.decays(q) ? 1 - lr * cfg.decay.weight_decay : 1.0) - lr * buf[i];
       }
     for (size_t i = 0; i < p.size(); i++) {
       EXPECT_NEAR(p[i], p_ref[i], 1e-15 * (1 + std::abs(p_ref[i]))) << i;
@@ -502,12 +518,12 @@ TEST(Schedule, WsdWarmupStableDecay) {
   EXPECT_EQ(s.decay_steps(), 20);
   EXPECT_DOUBLE_EQ(s.factor(0), 0.1);
   EXPECT_DOUBLE_EQ(s.factor(4), 0.5);
-  EXPECT_EQ(s.factor(9), 1.0);    // last warmup step reaches the peak
-  EXPECT_EQ(s.factor(10), 1.0);   // stable
-  EXPECT_EQ(s.factor(79), 1.0);   // last stable step
+  EXPECT_EQ(s.factor(9), 1.0);                              // last warmup step reaches the peak
+  EXPECT_EQ(s.factor(10), 1.0);                             // stable
+  EXPECT_EQ(s.factor(79), 1.0);                             // last stable step
   EXPECT_DOUBLE_EQ(s.factor(80), 0.1 + 0.9 * 19.0 / 20.0);  // first decay step
   EXPECT_DOUBLE_EQ(s.factor(89), 0.1 + 0.9 * 10.0 / 20.0);
-  EXPECT_EQ(s.factor(99), 0.1);   // the end: exactly min_lr_frac
+  EXPECT_EQ(s.factor(99), 0.1);  // the end: exactly min_lr_frac
   EXPECT_EQ(s.at(99), 1e-3 * 0.1);
   for (int k = 80; k < 100; k++) {
     EXPECT_LT(s.factor(k), s.factor(k - 1)) << k;
@@ -547,9 +563,11 @@ TEST(Schedule, FactorsStayInZeroOneAndNamesParse) {
             }
             top = std::max(top, f);
           }
-          const bool decays_from_the_start = kind == ScheduleKind::Wsd && warmup == 0 && s.decay_steps() == total;
+          const bool decays_from_the_start =
+              kind == ScheduleKind::Wsd && warmup == 0 && s.decay_steps() == total;
           if (!decays_from_the_start) {
-            EXPECT_NEAR(top, 1.0, 1e-15) << schedule_name(kind) << " warmup " << warmup << " total " << total;
+            EXPECT_NEAR(top, 1.0, 1e-15)
+                << schedule_name(kind) << " warmup " << warmup << " total " << total;
           }
         }
   }
@@ -563,7 +581,8 @@ TEST(Schedule, FactorsStayInZeroOneAndNamesParse) {
 // defaults; each bad value is an Error naming the field.
 TEST(TrainConfig, OptimizerAndScheduleFieldsRoundTripAndValidate) {
   TrainConfig t;
-  t.optimizer = OptimizerKind::Muon, t.schedule = ScheduleKind::Wsd, t.muon_lr = 0.03, t.muon_momentum = 0.9, t.ns_steps = 7;
+  t.optimizer = OptimizerKind::Muon, t.schedule = ScheduleKind::Wsd, t.muon_lr = 0.03,
+  t.muon_momentum = 0.9, t.ns_steps = 7;
   t.sgd_momentum = 0.5, t.decay_frac = 0.3;
   const TrainConfig back = TrainConfig::from_json(t.to_json());
   EXPECT_EQ(back.to_json(), t.to_json());
@@ -590,7 +609,8 @@ TEST(TrainConfig, OptimizerAndScheduleFieldsRoundTripAndValidate) {
   EXPECT_EQ(s.lr, t.lr);
 
   json old = TrainConfig().to_json();
-  for (const char* k : {"optimizer", "schedule", "muon_lr", "muon_momentum", "ns_steps", "sgd_momentum", "decay_frac"})
+  for (const char* k : {"optimizer", "schedule", "muon_lr", "muon_momentum", "ns_steps",
+                        "sgd_momentum", "decay_frac"})
     ASSERT_EQ(old.erase(k), 1u) << k;
   EXPECT_EQ(TrainConfig::from_json(old).to_json(), TrainConfig().to_json());
 
@@ -607,8 +627,10 @@ TEST(TrainConfig, OptimizerAndScheduleFieldsRoundTripAndValidate) {
     expect_error([&] { TrainConfig::from_json(j); }, parts);
   };
   bad_name("optimizer", "lion", {"bad training config", "optimizer", "lion", "adamw, muon, sgd"});
-  bad_name("schedule", "linear", {"bad training config", "schedule", "linear", "cosine, constant, wsd"});
-  bad_name("wd_policy", "some", {"bad training config", "weight-decay policy", "some", "none, all, iwd"});
+  bad_name("schedule", "linear",
+           {"bad training config", "schedule", "linear", "cosine, constant, wsd"});
+  bad_name("wd_policy", "some",
+           {"bad training config", "weight-decay policy", "some", "none, all, iwd"});
   bad([](TrainConfig& c) { c.muon_lr = 0; }, {"muon_lr = 0"});
   bad([](TrainConfig& c) { c.muon_momentum = 1; }, {"muon_momentum = 1"});
   bad([](TrainConfig& c) { c.ns_steps = 0; }, {"ns_steps = 0"});
@@ -648,7 +670,8 @@ void expect_exact_resume(const TrainSetup& s, const std::string& optimizer) {
   EXPECT_EQ(second.val.back(), full.val.back());
   EXPECT_EQ(final_params(s.model, dir / "full"), final_params(s.model, dir / "split"));
   Transformer<float> m(s.model, 0);
-  auto a = make_optimizer<float>(m.layout(), s.train), b = make_optimizer<float>(m.layout(), s.train);
+  auto a = make_optimizer<float>(m.layout(), s.train),
+       b = make_optimizer<float>(m.layout(), s.train);
   EXPECT_EQ(a->name(), optimizer);
   load_state(state_path(dir / "full"), *a);
   load_state(state_path(dir / "split"), *b);
@@ -658,7 +681,8 @@ void expect_exact_resume(const TrainSetup& s, const std::string& optimizer) {
   ASSERT_EQ(sa.size(), sb.size());
   for (size_t k = 0; k < sa.size(); k++) {
     EXPECT_EQ(*sa[k].second, *sb[k].second) << sa[k].first;
-    EXPECT_TRUE(std::any_of(sa[k].second->begin(), sa[k].second->end(), [](float x) { return x != 0; }))
+    EXPECT_TRUE(
+        std::any_of(sa[k].second->begin(), sa[k].second->end(), [](float x) { return x != 0; }))
         << sa[k].first << " was never written";
   }
   // metrics.jsonl records the factor beside AdamW's learning rate.
@@ -677,13 +701,15 @@ void expect_exact_resume(const TrainSetup& s, const std::string& optimizer) {
 
 TEST(TrainOptimizers, MuonWithWsdResumesExactly) {
   TrainSetup s;
-  s.train.optimizer = OptimizerKind::Muon, s.train.schedule = ScheduleKind::Wsd, s.train.decay_frac = 0.3;
+  s.train.optimizer = OptimizerKind::Muon, s.train.schedule = ScheduleKind::Wsd,
+  s.train.decay_frac = 0.3;
   expect_exact_resume(s, "muon");
 }
 
 TEST(TrainOptimizers, SgdWithConstantScheduleResumesExactly) {
   TrainSetup s;
-  s.train.optimizer = OptimizerKind::Sgd, s.train.schedule = ScheduleKind::Constant, s.train.lr = 0.05;
+  s.train.optimizer = OptimizerKind::Sgd, s.train.schedule = ScheduleKind::Constant,
+  s.train.lr = 0.05;
   expect_exact_resume(s, "sgd");
 }
 
@@ -764,14 +790,17 @@ TEST(TrainOptimizers, ShortMuonRunLowersTheLoss) {
   std::map<std::string, TrainResult> results;
   for (const char* opt : {"muon", "adamw", "sgd"}) {
     TrainSetup s;
-    s.train.optimizer = parse_optimizer(opt), s.train.steps = 60, s.train.warmup = 5, s.train.eval_every = 0;
+    s.train.optimizer = parse_optimizer(opt), s.train.steps = 60, s.train.warmup = 5,
+    s.train.eval_every = 0;
     if (std::string(opt) == "sgd") s.train.lr = 0.3;
     results[opt] = s.run("");
     const TrainResult& r = results[opt];
     double last = 0;
     for (size_t i = r.steps.size() - 10; i < r.steps.size(); i++) last += r.steps[i].loss / 10;
-    std::printf("[measured] %-5s 60 steps on the micro model: first loss %.4f, mean of the last 10 "
-                "%.4f, final val loss %.4f\n", opt, r.steps.front().loss, last, r.val.back().second);
+    std::printf(
+        "[measured] %-5s 60 steps on the micro model: first loss %.4f, mean of the last 10 "
+        "%.4f, final val loss %.4f\n",
+        opt, r.steps.front().loss, last, r.val.back().second);
   }
   const TrainResult& m = results["muon"];
   EXPECT_NEAR(m.steps.front().loss, std::log(256.0), 0.1);

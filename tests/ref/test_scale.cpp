@@ -40,7 +40,8 @@ Vec normal(Rng& rng, size_t n) {
 
 template <class Loss>
 void expect_fd(const std::string& what, Vec& x, const Vec& analytic, Loss&& loss) {
-  ErrorStats s = check_entries(x.data(), analytic.data(), all_indices(x.size()), loss, kH, kRtol, kAtol);
+  ErrorStats s =
+      check_entries(x.data(), analytic.data(), all_indices(x.size()), loss, kH, kRtol, kAtol);
   fmt::print("  [fd] {:<52} {:>4} entries  max rel err {:.2e}\n", what, s.count, s.max_rel);
   EXPECT_GT(s.count, 0u) << what;
   EXPECT_TRUE(s.ok()) << what << ": max rel err " << s.max_rel;
@@ -118,7 +119,8 @@ INSTANTIATE_TEST_SUITE_P(Forms, Parameterization,
 // (αᵀ dα = 0) and γ does not change when α is scaled.
 TEST(Parameterization, NormalizedDirectionIsScaleInvariant) {
   ParamLayout layout;
-  ScaleVector<double> g(layout, "s", "gamma", 5, ScaleParam::MagDirNormalized, {ScaleType::Input, "", false});
+  ScaleVector<double> g(layout, "s", "gamma", 5, ScaleParam::MagDirNormalized,
+                        {ScaleType::Input, "", false});
   Rng rng(3);
   Vec params = uniform(rng, 6, 0.5, 1.5), grads(6, 0);
   const Vec g1(g.forward(params.data()), g.forward(params.data()) + 5);
@@ -180,16 +182,19 @@ TEST(Parameterization, UnknownKindIsAnError) {
   const ScaleParam bogus = static_cast<ScaleParam>(7);
   std::vector<float> gamma(4), p(4, 1.f), dp(4), beta(1, 1.f), db(1);
   EXPECT_THROW(scale_vector_forward(gamma.data(), p.data(), beta.data(), bogus, 4), Error);
-  EXPECT_THROW(scale_vector_backward(dp.data(), db.data(), gamma.data(), p.data(), beta.data(), bogus, 4),
-               Error);
+  EXPECT_THROW(
+      scale_vector_backward(dp.data(), db.data(), gamma.data(), p.data(), beta.data(), bogus, 4),
+      Error);
   for (ScaleParam k : kScaleParams)
-    EXPECT_NO_THROW(scale_vector_forward(gamma.data(), p.data(), beta.data(), k, 4)) << scale_param_name(k);
+    EXPECT_NO_THROW(scale_vector_forward(gamma.data(), p.data(), beta.data(), k, 4))
+        << scale_param_name(k);
 }
 
 TEST(InputSide, SharedAndBranchSpecificFiniteDifferences) {
   for (bool hg : {false, true})
     for (ScaleParam kind : {ScaleParam::Gamma, ScaleParam::MagDir, ScaleParam::MagDirNormalized}) {
-      const std::string name = fmt::format("input side {} {}", hg ? "HG" : "shared", scale_param_name(kind));
+      const std::string name =
+          fmt::format("input side {} {}", hg ? "HG" : "shared", scale_param_name(kind));
       SiteCase c(kind, hg);
       Vec dx(c.x.size(), 0), dp(c.params.size(), 0), dW(c.W.size(), 0);
       c.backward(dx, dp, dW);
@@ -203,7 +208,8 @@ TEST(InputSide, SharedAndBranchSpecificFiniteDifferences) {
 TEST(InputSide, BranchSpecificNamesAndFoldTargets) {
   ParamLayout layout;
   InputSideScale<double> hg(layout, "layers.2.attn_norm", 6, ScaleParam::Gamma,
-                            {{"q", "layers.2.attn.wq", false}, {"k", "layers.2.attn.wk", false},
+                            {{"q", "layers.2.attn.wq", false},
+                             {"k", "layers.2.attn.wk", false},
                              {"v", "layers.2.attn.wv", false}},
                             true, false, 1);
   ASSERT_EQ(layout.params().size(), 3u);
@@ -229,9 +235,10 @@ TEST(InputSide, BranchSpecificNamesAndFoldTargets) {
 // a magnitude that the normalization would cancel; other groups keep magdir.
 TEST(InputSide, SkipsCancelledMagnitudes) {
   ParamLayout layout;
-  InputSideScale<double> s(layout, "l.attn_norm", 4, ScaleParam::MagDir,
-                           {{"q", "l.attn.wq", true}, {"k", "l.attn.wk", true}, {"v", "l.attn.wv", false}},
-                           true, true, 1);
+  InputSideScale<double> s(
+      layout, "l.attn_norm", 4, ScaleParam::MagDir,
+      {{"q", "l.attn.wq", true}, {"k", "l.attn.wk", true}, {"v", "l.attn.wv", false}}, true, true,
+      1);
   std::vector<std::string> names;
   for (const auto& p : layout.params()) names.push_back(p.name);
   EXPECT_EQ(names, (std::vector<std::string>{"l.attn_norm.q.gamma", "l.attn_norm.k.gamma",
@@ -289,26 +296,32 @@ TEST_P(OutputSideFd, FiniteDifferencesAndAccumulation) {
     c.loss();
     c.out.backward(c.params.data(), dp2.data(), c.dy.data(), dz2.data(), OutCase::N);
   }
-  for (size_t i = 0; i < dz.size(); i++) EXPECT_NEAR(dz2[i], 2 * dz[i], 1e-13 * (1 + std::abs(dz[i])));
+  for (size_t i = 0; i < dz.size(); i++)
+    EXPECT_NEAR(dz2[i], 2 * dz[i], 1e-13 * (1 + std::abs(dz[i])));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Placements, OutputSideFd,
-    ::testing::Values(OutSpecCase{"DP", true, "", "", 1, ScaleParam::Gamma},
-                      OutSpecCase{"DP_magdir", true, "", "", 1, ScaleParam::MagDir},
-                      OutSpecCase{"DNP_2heads", false, "layers.0.attn.q_dnp", "u", 2, ScaleParam::Gamma},
-                      OutSpecCase{"DNP_magdir_norm", false, "layers.0.attn.q_dnp", "u", 2, ScaleParam::MagDirNormalized},
-                      OutSpecCase{"QKNorm", false, "layers.0.attn.q_norm", "gamma", 2, ScaleParam::Gamma},
-                      OutSpecCase{"DP_then_QKNorm", true, "layers.0.attn.q_norm", "gamma", 4, ScaleParam::Gamma},
-                      OutSpecCase{"PostNorm_1head", false, "layers.0.post_attn_norm", "gamma", 1, ScaleParam::Gamma},
-                      OutSpecCase{"NormWithoutScale", false, "layers.0.attn.q_norm", "gamma", 2, ScaleParam::None}),
+    ::testing::Values(
+        OutSpecCase{"DP", true, "", "", 1, ScaleParam::Gamma},
+        OutSpecCase{"DP_magdir", true, "", "", 1, ScaleParam::MagDir},
+        OutSpecCase{"DNP_2heads", false, "layers.0.attn.q_dnp", "u", 2, ScaleParam::Gamma},
+        OutSpecCase{"DNP_magdir_norm", false, "layers.0.attn.q_dnp", "u", 2,
+                    ScaleParam::MagDirNormalized},
+        OutSpecCase{"QKNorm", false, "layers.0.attn.q_norm", "gamma", 2, ScaleParam::Gamma},
+        OutSpecCase{"DP_then_QKNorm", true, "layers.0.attn.q_norm", "gamma", 4, ScaleParam::Gamma},
+        OutSpecCase{"PostNorm_1head", false, "layers.0.post_attn_norm", "gamma", 1,
+                    ScaleParam::Gamma},
+        OutSpecCase{"NormWithoutScale", false, "layers.0.attn.q_norm", "gamma", 2,
+                    ScaleParam::None}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // Types follow the structure: the DP u folds into the rows of W (Input); a scale after the
 // normalization cannot (Output); a DP u followed by a normalization has its magnitude cancelled.
 TEST(OutputSide, TypesAndNotes) {
   typename OutputSide<double>::Spec s;
-  s.param = ScaleParam::MagDir, s.dp = true, s.norm = "layers.0.attn.q_norm", s.norm_symbol = "gamma", s.heads = 2;
+  s.param = ScaleParam::MagDir, s.dp = true, s.norm = "layers.0.attn.q_norm",
+  s.norm_symbol = "gamma", s.heads = 2;
   ParamLayout layout;
   OutputSide<double> o(layout, "layers.0.attn.q", 8, s, {0, 8, 5, false}, "layers.0.attn.wq", 1);
   for (const auto& p : layout.params()) {

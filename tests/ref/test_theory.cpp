@@ -53,12 +53,12 @@ TEST(Folding, InputTypeFoldsOutputTypeDoesNot) {
     for (const auto& r : results) {
       if (r.type == ScaleType::Input) {
         inputs++;
-        EXPECT_LE(r.change, 1e-13) << label(combo) << ": Input-type " << r.site
-                                   << " does not fold into " << r.targets;
+        EXPECT_LE(r.change, 1e-13)
+            << label(combo) << ": Input-type " << r.site << " does not fold into " << r.targets;
       } else {
         outputs++;
-        EXPECT_GE(r.change, 1e-8) << label(combo) << ": Output-type " << r.site
-                                  << " folds into " << r.targets << " (it should not)";
+        EXPECT_GE(r.change, 1e-8) << label(combo) << ": Output-type " << r.site << " folds into "
+                                  << r.targets << " (it should not)";
       }
     }
     // The number of Output-type sites follows from the structure: 2 per layer for QK-Norm (q, k),
@@ -124,10 +124,11 @@ TEST(Conservation, ConservedWithoutWeightDecayBrokenWithIt) {
 
 TEST(DualPlacement, AtLeastAsFastToFirstOrder) {
   const DualResult r = dual_check(1e-3, 0.0, 3);
-  fmt::print("  [dual] loss {:.15f} vs {:.15f}; |grad|^2 input-only {:.9e}, dual {:.9e}, |dL/du|^2 "
-             "{:.3e}; one-step drop (lr 1e-3) {:.9e} vs {:.9e}\n",
-             r.loss_input, r.loss_dual, r.grad_sq_input, r.grad_sq_dual, r.grad_sq_u, r.drop_input,
-             r.drop_dual);
+  fmt::print(
+      "  [dual] loss {:.15f} vs {:.15f}; |grad|^2 input-only {:.9e}, dual {:.9e}, |dL/du|^2 "
+      "{:.3e}; one-step drop (lr 1e-3) {:.9e} vs {:.9e}\n",
+      r.loss_input, r.loss_dual, r.grad_sq_input, r.grad_sq_dual, r.grad_sq_u, r.drop_input,
+      r.drop_dual);
   EXPECT_NEAR(r.loss_dual, r.loss_input, 1e-13);
   EXPECT_GT(r.grad_sq_u, 0.0);
   EXPECT_NEAR(r.grad_sq_dual, r.grad_sq_input + r.grad_sq_u, 1e-12 * r.grad_sq_input);
@@ -166,11 +167,12 @@ TEST(ZeroGradients, MarkedParametersAndOnlyThose) {
   post_keep.post_norm = true, post.post_norm = true;
   ScaleConfig post_dnp_v = scale_preset("magdir");
   post_dnp_v.hg = true, post_dnp_v.dnp = {Branch::V, Branch::Up}, post_dnp_v.post_norm = true;
-  for (const Case& c : {Case{"unified keeping cancelled magnitudes", keep},
-                        Case{"hg + dp q,k + qk-norm + magdir", qk},
-                        Case{"unified + post-norm keeping cancelled magnitudes", post_keep},
-                        Case{"hg + dnp v,up + post-norm + magdir", post_dnp_v},
-                        Case{"unified", scale_preset("unified")}, Case{"unified + post-norm", post}}) {
+  for (const Case& c :
+       {Case{"unified keeping cancelled magnitudes", keep},
+        Case{"hg + dp q,k + qk-norm + magdir", qk},
+        Case{"unified + post-norm keeping cancelled magnitudes", post_keep},
+        Case{"hg + dnp v,up + post-norm + magdir", post_dnp_v},
+        Case{"unified", scale_preset("unified")}, Case{"unified + post-norm", post}}) {
     ModelConfig cfg = theory_config(c.sc);
     cfg.norm_eps = 1e-30;  // the cancellation is exact up to eps (eps vs mean(x²) ~ 1e-6 here)
     Transformer<double> m(cfg, 2);
@@ -178,7 +180,8 @@ TEST(ZeroGradients, MarkedParametersAndOnlyThose) {
     double typical = 0;
     for (const auto& p : m.layout().params())
       if (p.role == Role::Scale && p.note.empty())
-        for (size_t i = 0; i < p.numel; i++) typical = std::max(typical, std::abs(m.grads[p.offset + i]));
+        for (size_t i = 0; i < p.numel; i++)
+          typical = std::max(typical, std::abs(m.grads[p.offset + i]));
     int marked = 0;
     for (const auto& p : m.layout().params()) {
       if (p.role != Role::Scale) continue;
@@ -258,8 +261,8 @@ TEST_P(EveryConfiguration, GradcheckPasses) {
     EXPECT_TRUE(t.stats.ok()) << t.name << ": max rel err " << t.stats.max_rel;
     all.merge(t.stats);
   }
-  fmt::print("  [gradcheck] {:<36} {:>4} entries, max rel err {:.2e}\n", label(GetParam()), all.count,
-             all.max_rel);
+  fmt::print("  [gradcheck] {:<36} {:>4} entries, max rel err {:.2e}\n", label(GetParam()),
+             all.count, all.max_rel);
   EXPECT_LE(all.max_rel, 1e-6);
 }
 

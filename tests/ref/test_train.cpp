@@ -61,12 +61,10 @@ TEST(DecayRule, PoliciesAcrossRoles) {
     bool embed;
     bool emb, in, out;
   };
-  const Row rows[] = {{WdPolicy::None, false, false, false, false},
-                      {WdPolicy::None, true, true, false, false},
-                      {WdPolicy::All, false, false, true, true},
-                      {WdPolicy::All, true, true, true, true},
-                      {WdPolicy::Iwd, false, false, true, false},
-                      {WdPolicy::Iwd, true, true, true, false}};
+  const Row rows[] = {
+      {WdPolicy::None, false, false, false, false}, {WdPolicy::None, true, true, false, false},
+      {WdPolicy::All, false, false, true, true},    {WdPolicy::All, true, true, true, true},
+      {WdPolicy::Iwd, false, false, true, false},   {WdPolicy::Iwd, true, true, true, false}};
   for (const Row& r : rows) {
     DecayRule d;
     d.scale_policy = r.policy, d.decay_embeddings = r.embed;
@@ -127,7 +125,8 @@ TEST(AdamW, MatchesPerElementFormula) {
     std::vector<float> gf(g.begin(), g.end());
     optf.step(pf.data(), gf.data(), lr);
     for (size_t i = 0; i < p.size(); i++) {
-      EXPECT_NEAR(p[i], p_ref[i], 1e-14 * (1 + std::abs(p_ref[i]))) << "step " << t << " entry " << i;
+      EXPECT_NEAR(p[i], p_ref[i], 1e-14 * (1 + std::abs(p_ref[i])))
+          << "step " << t << " entry " << i;
       EXPECT_NEAR(opt.m[i], m[i], 1e-15 * (1 + std::abs(m[i])));
       EXPECT_NEAR(opt.v[i], v[i], 1e-15 * (1 + std::abs(v[i])));
       EXPECT_NEAR(pf[i], p_ref[i], 1e-6 * (1 + std::abs(p_ref[i]))) << "float, step " << t;
@@ -143,7 +142,8 @@ TEST(AdamW, DecayIsAppliedPerTensorFromTheTags) {
   for (WdPolicy policy : {WdPolicy::None, WdPolicy::All, WdPolicy::Iwd})
     for (bool embed : {false, true}) {
       AdamWConfig cfg;
-      cfg.decay.weight_decay = 0.5, cfg.decay.scale_policy = policy, cfg.decay.decay_embeddings = embed;
+      cfg.decay.weight_decay = 0.5, cfg.decay.scale_policy = policy,
+      cfg.decay.decay_embeddings = embed;
       AdamW<double> opt(L, cfg);
       std::vector<double> p(L.total(), 2.0), g(L.total(), 0.0);
       opt.step(p.data(), g.data(), 0.1);
@@ -166,7 +166,7 @@ TEST(ClipGradNorm, ScalesOnlyAboveTheLimit) {
   std::vector<float> f = {3, 0, -4};
   EXPECT_DOUBLE_EQ(clip_grad_norm(f.data(), f.size(), 10.0), 5.0);  // below: untouched
   EXPECT_EQ(f, (std::vector<float>{3, 0, -4}));
-  EXPECT_DOUBLE_EQ(clip_grad_norm(f.data(), f.size(), 0.0), 5.0);   // 0 = off
+  EXPECT_DOUBLE_EQ(clip_grad_norm(f.data(), f.size(), 0.0), 5.0);  // 0 = off
   EXPECT_EQ(f, (std::vector<float>{3, 0, -4}));
   std::vector<float> big(1000, 1e20f);  // summed in double: no float overflow
   EXPECT_NEAR(clip_grad_norm(big.data(), big.size(), 1.0), 1e20 * std::sqrt(1000.0), 1e15);
@@ -215,8 +215,7 @@ TEST(Data, EveryTenthChunkIsValidation) {
   const TextData d = split_text(text, 64, "synthetic");
   EXPECT_EQ(d.source, "synthetic");
   std::string train, val;
-  for (size_t c = 0; c * K < text.size(); c++)
-    (c % 10 == 9 ? val : train) += text.substr(c * K, K);
+  for (size_t c = 0; c * K < text.size(); c++) (c % 10 == 9 ? val : train) += text.substr(c * K, K);
   EXPECT_EQ(d.val.size(), 2 * K);
   EXPECT_EQ(std::string(d.val.begin(), d.val.end()), val);
   EXPECT_EQ(std::string(d.train.begin(), d.train.end()), train);
@@ -429,12 +428,11 @@ TEST(Checkpoint, DamagedFilesThrowErrorsSayingWhatIsWrong) {
     write_bytes(dir / name, content);
     return dir / name;
   };
-  auto load = [&](const std::string& path) {
-    return [&m, path] { load_model(path, m); };
-  };
+  auto load = [&](const std::string& path) { return [&m, path] { load_model(path, m); }; };
   expect_error(load(dir / "missing.safetensors"), {"missing.safetensors", "does not exist"});
   expect_error(load(damaged("short.st", bytes.substr(0, 5))), {"truncated", "5 bytes"});
-  expect_error(load(damaged("trunc.st", bytes.substr(0, bytes.size() - 4))), {"trunc.st", "truncated"});
+  expect_error(load(damaged("trunc.st", bytes.substr(0, bytes.size() - 4))),
+               {"trunc.st", "truncated"});
   expect_error(load(damaged("trunc_header.st", bytes.substr(0, 40))), {"header length"});
   std::string bad_header = bytes;
   bad_header[8] = '#';  // the JSON's opening brace
@@ -463,7 +461,8 @@ TEST(Checkpoint, DamagedFilesThrowErrorsSayingWhatIsWrong) {
   // A state file where a model is expected, and the other way round.
   AdamW<float> opt(m.layout(), AdamWConfig{});
   save_state(dir / "state.safetensors", opt, TrainState{});
-  expect_error(load(dir / "state.safetensors"), {"not a scalevec model checkpoint", "kind 'state'"});
+  expect_error(load(dir / "state.safetensors"),
+               {"not a scalevec model checkpoint", "kind 'state'"});
   expect_error([&] { load_state(good, opt); }, {"not a scalevec state checkpoint", "kind 'model'"});
 }
 
@@ -482,8 +481,9 @@ TEST(Checkpoint, LoadIntoDifferentConfigNamesTheField) {
   none.set_scale("none");
   none.n_layer = 2;
   Transformer<float> n(none, 0);
-  expect_error([&] { load_model(dir / "model.safetensors", n); },
-               {"n_layer: checkpoint 1, requested 2", "scale: checkpoint \"baseline\", requested \"none\""});
+  expect_error(
+      [&] { load_model(dir / "model.safetensors", n); },
+      {"n_layer: checkpoint 1, requested 2", "scale: checkpoint \"baseline\", requested \"none\""});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,7 +533,8 @@ TEST(Train, ResumeEqualsUninterruptedRun) {
   // The metrics log of the resumed run holds every step once.
   std::ifstream metrics(dir / "split" + "/metrics.jsonl");
   int loss_lines = 0;
-  for (std::string line; std::getline(metrics, line);) loss_lines += line.find("\"loss\"") != std::string::npos;
+  for (std::string line; std::getline(metrics, line);)
+    loss_lines += line.find("\"loss\"") != std::string::npos;
   EXPECT_EQ(loss_lines, 12);
 }
 

@@ -53,7 +53,8 @@ void expect_error(F&& f, std::initializer_list<std::string> parts) {
     ADD_FAILURE() << "no scalevec::Error thrown";
   } catch (const Error& e) {
     const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    for (const auto& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   }
 }
 
@@ -67,9 +68,10 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
 
 // Deterministic pseudo-English: words drawn by a seeded generator.
 inline std::string synthetic_text(size_t n, uint64_t seed) {
-  static const char* words[] = {"the", "scale", "vector", "of", "a", "norm", "folds", "into",
-                                "next", "linear", "map", "and", "weight", "decay", "helps", "it",
-                                "loss", "falls", "with", "every", "step", "gamma", "is", "one"};
+  static const char* words[] = {"the",    "scale", "vector", "of",     "a",    "norm",
+                                "folds",  "into",  "next",   "linear", "map",  "and",
+                                "weight", "decay", "helps",  "it",     "loss", "falls",
+                                "with",   "every", "step",   "gamma",  "is",   "one"};
   Rng rng(seed);
   std::string s;
   while (s.size() < n) {

@@ -36,17 +36,19 @@ using Args = std::vector<std::string>;
 // Running the binary.
 
 struct Result {
-  bool exited = false;    // WIFEXITED: ended by exit(), not by a signal
-  int code = -1;          // exit code when exited
-  int signal = 0;         // terminating signal otherwise
+  bool exited = false;  // WIFEXITED: ended by exit(), not by a signal
+  int code = -1;        // exit code when exited
+  int signal = 0;       // terminating signal otherwise
   bool timed_out = false;
   std::string out, err;
 };
 
 inline std::ostream& operator<<(std::ostream& os, const Result& r) {
   if (r.timed_out) os << "[timed out] ";
-  if (r.exited) os << "exit " << r.code;
-  else os << "killed by signal " << r.signal;
+  if (r.exited)
+    os << "exit " << r.code;
+  else
+    os << "killed by signal " << r.signal;
   return os << "\n--- stdout ---\n" << r.out << "--- stderr ---\n" << r.err << "--------------";
 }
 
@@ -114,7 +116,8 @@ class Child {
     while (!done()) {
       if (out_fd_ < 0 && err_fd_ < 0) return false;
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          end - std::chrono::steady_clock::now()).count();
+                            end - std::chrono::steady_clock::now())
+                            .count();
       if (left <= 0) return false;
       pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
       const int n = poll(fds, 2, (int)std::min<long long>(left, 100));
@@ -170,8 +173,8 @@ inline Args operator+(Args a, const Args& b) {
 // and each lone "--flag" of `extra` appended.
 inline Args with(Args base, const Args& extra) {
   for (size_t i = 0; i < extra.size(); i++) {
-    const bool pair = extra[i].rfind("--", 0) == 0 && i + 1 < extra.size() &&
-                      extra[i + 1].rfind("--", 0) != 0;
+    const bool pair =
+        extra[i].rfind("--", 0) == 0 && i + 1 < extra.size() && extra[i + 1].rfind("--", 0) != 0;
     if (!pair) {
       base.push_back(extra[i]);
       continue;
@@ -194,10 +197,10 @@ inline std::vector<std::string> lines_of(const std::string& s) {
 }
 
 // The process ended by itself (no signal, no abort/segfault exit code) with status 0.
-#define EXPECT_OK(r)                                                          \
-  do {                                                                        \
-    const Result& r_ok_ = (r);                                                \
-    EXPECT_TRUE(r_ok_.exited && r_ok_.code == 0) << r_ok_;                    \
+#define EXPECT_OK(r)                                      \
+  do {                                                    \
+    const Result& r_ok_ = (r);                            \
+    EXPECT_TRUE(r_ok_.exited&& r_ok_.code == 0) << r_ok_; \
   } while (0)
 
 // Bad input: a non-zero exit by exit() (not a crash: no signal, not 134/139), and the error is a

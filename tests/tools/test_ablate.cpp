@@ -1,11 +1,11 @@
-// `scalevec ablate`, driven as a user would: the built binary runs micro grids (a one-layer model of
-// width 32 on a small generated text, one thread) and the tests read what it writes.
+// `scalevec ablate`, driven as a user would: the built binary runs micro grids (a one-layer model
+// of width 32 on a small generated text, one thread) and the tests read what it writes.
 //
 // What they prove: a grid writes one result per run and the CSV, summary and plot; the summary's
 // paired differences are the ones recomputed here from results.csv; running the grid again trains
-// nothing; a grid stopped between runs and interrupted inside a run (SIGINT) ends with bit-identical
-// results to an uninterrupted one; bad arms and arms with different token counts get a one-line
-// error.
+// nothing; a grid stopped between runs and interrupted inside a run (SIGINT) ends with
+// bit-identical results to an uninterrupted one; bad arms and arms with different token counts get
+// a one-line error.
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -96,8 +96,8 @@ size_t count(const std::string& s, const std::string& what) {
 // ------------------------------------------------------------------------------------------------
 
 // The model and training flags every grid here shares (given after --).
-const Args kModel = {"--layers", "1", "--d-model", "32", "--heads", "2", "--d-ff", "32",
-                     "--context", "32", "--batch", "4", "--warmup", "2", "--eval-batches", "1"};
+const Args kModel = {"--layers",  "1",  "--d-model", "32", "--heads",  "2", "--d-ff",         "32",
+                     "--context", "32", "--batch",   "4",  "--warmup", "2", "--eval-batches", "1"};
 
 class Ablate : public ::testing::Test {
  protected:
@@ -125,8 +125,14 @@ class Ablate : public ::testing::Test {
   // `scalevec ablate` into dir/<out> with `extra` ablate flags and the common train flags.
   Args grid(const std::string& out, const Args& extra, int steps, int eval_every) const {
     return Args{"ablate", "--out", path(out), "--threads", "1"} + extra +
-           Args{"--", "--data", path("data.txt"), "--steps", std::to_string(steps), "--eval-every",
-                std::to_string(eval_every)} + kModel;
+           Args{"--",
+                "--data",
+                path("data.txt"),
+                "--steps",
+                std::to_string(steps),
+                "--eval-every",
+                std::to_string(eval_every)} +
+           kModel;
   }
   // 2 arms × 2 seeds: the built-in baseline and none.
   Args two_by_two(const std::string& out, int steps, int eval_every, const Args& extra = {}) const {
@@ -151,7 +157,8 @@ TEST_F(Ablate, GridWritesResultsSummaryAndPlot) {
       EXPECT_EQ(row.steps, 20);
       EXPECT_EQ(row.tokens, 20 * 4 * 32);
       // The CSV's loss is the run's own: result.json's, and the last validation in metrics.jsonl.
-      const std::string run_dir = path("g/runs/" + std::string(arm) + "/seed" + std::to_string(seed));
+      const std::string run_dir =
+          path("g/runs/" + std::string(arm) + "/seed" + std::to_string(seed));
       const json res = json::parse(read_file(run_dir + "/result.json"));
       EXPECT_EQ(res.at("final_val_loss").get<double>(), row.final_val_loss);
       double last_val = NAN;
@@ -174,18 +181,21 @@ TEST_F(Ablate, GridWritesResultsSummaryAndPlot) {
     const auto cells = summary_row(md, arm);
     EXPECT_EQ(cells[2], "2") << md;
     const auto [m, s] = mean_pm_std(cells[3]);
-    const auto [em, es] = mean_std({rows.at({arm, 1}).final_val_loss, rows.at({arm, 2}).final_val_loss});
+    const auto [em, es] =
+        mean_std({rows.at({arm, 1}).final_val_loss, rows.at({arm, 2}).final_val_loss});
     EXPECT_NEAR(m, em, tol) << md;
     EXPECT_NEAR(s, es, tol) << md;
   }
   std::vector<double> diff;
   for (uint64_t seed : {1, 2})
-    diff.push_back(rows.at({"none", seed}).final_val_loss - rows.at({"baseline", seed}).final_val_loss);
+    diff.push_back(rows.at({"none", seed}).final_val_loss -
+                   rows.at({"baseline", seed}).final_val_loss);
   const auto [dm, ds] = mean_std(diff);
   const auto cells = summary_row(md, "none");
   const auto [m, s] = mean_pm_std(cells[4]);
   EXPECT_NEAR(m, dm, tol) << md;
-  EXPECT_NEAR(s, ds, tol) << "the spread of the per-seed differences (paired), not of the arms: " << md;
+  EXPECT_NEAR(s, ds, tol) << "the spread of the per-seed differences (paired), not of the arms: "
+                          << md;
   EXPECT_NEAR(std::stod(cells[5]), dm / (ds / std::sqrt(2.0)), 0.005 + 1e-9) << md;
   EXPECT_EQ(cells[6], std::to_string((diff[0] < 0) + (diff[1] < 0)) + "/2") << md;
   EXPECT_EQ(summary_row(md, "baseline")[4], "—") << md;
@@ -208,7 +218,8 @@ TEST_F(Ablate, GridWritesResultsSummaryAndPlot) {
   EXPECT_EQ(count(dsvg, "<polyline"), 2u);
   EXPECT_EQ(count(dsvg, "<polygon"), 1u);
   EXPECT_NE(dsvg.find(">baseline: 0 by definition<"), std::string::npos) << dsvg;
-  EXPECT_NE(dsvg.find(">none: " + cells[4] + " (n=2)<"), std::string::npos) << cells[4] << "\n" << dsvg;
+  EXPECT_NE(dsvg.find(">none: " + cells[4] + " (n=2)<"), std::string::npos) << cells[4] << "\n"
+                                                                            << dsvg;
 
   // Running the same grid again trains nothing: every run is skipped, no file of a run changes.
   std::map<fs::path, fs::file_time_type> mtimes;
@@ -239,12 +250,14 @@ TEST_F(Ablate, ReportOnlyRedrawsTheReportsFromTheCsvFiles) {
   const Result r = run({"ablate", "--out", path("g"), "--report-only", "--report-to", path("re")});
   ASSERT_EQ(r.code, 0) << r;
   EXPECT_EQ(r.out, md) << "the summary is printed";
-  for (const char* f : {"summary.md", "results.csv", "curves.csv", "curves.svg", "delta.svg", "paired.svg"})
+  for (const char* f :
+       {"summary.md", "results.csv", "curves.csv", "curves.svg", "delta.svg", "paired.svg"})
     EXPECT_EQ(read_file(path("re/" + std::string(f))), original(f)) << f << " redrawn differently";
 
   // Without curves.csv the curve plots cannot be drawn: they are not written, the rest is.
   fs::remove(path("g/curves.csv"));
-  ASSERT_EQ(run({"ablate", "--out", path("g"), "--report-only", "--report-to", path("re2")}).code, 0);
+  ASSERT_EQ(run({"ablate", "--out", path("g"), "--report-only", "--report-to", path("re2")}).code,
+            0);
   EXPECT_EQ(read_file(path("re2/paired.svg")), paired);
   EXPECT_FALSE(fs::exists(path("re2/curves.svg")));
   EXPECT_FALSE(fs::exists(path("re2/delta.svg")));
@@ -257,14 +270,16 @@ TEST_F(Ablate, ReportOnlyRedrawsTheReportsFromTheCsvFiles) {
   const auto g_rows = read_csv(path("g/results.csv")), h_rows = read_csv(path("h/results.csv"));
   std::vector<double> diff;
   for (uint64_t seed : {1, 2})
-    diff.push_back(h_rows.at({"lowlr", seed}).final_val_loss - g_rows.at({"baseline", seed}).final_val_loss);
+    diff.push_back(h_rows.at({"lowlr", seed}).final_val_loss -
+                   g_rows.at({"baseline", seed}).final_val_loss);
   const auto [dm, ds] = mean_std(diff);
   const auto cells = summary_row(m.out, "lowlr");
   ASSERT_GE(cells.size(), 5u) << m.out;
   const auto [mm, ms] = mean_pm_std(cells[4]);
   EXPECT_NEAR(mm, dm, 0.5e-4 + 1e-12) << m.out;
   EXPECT_NEAR(ms, ds, 0.5e-4 + 1e-12) << m.out;
-  EXPECT_FALSE(summary_row(m.out, "baseline").empty()) << "the baseline is shown with --arms: " << m.out;
+  EXPECT_FALSE(summary_row(m.out, "baseline").empty())
+      << "the baseline is shown with --arms: " << m.out;
   EXPECT_EQ(m.out.find("| none |"), std::string::npos) << "--arms chose the rows: " << m.out;
 
   // Merging a grid of another length is refused (not comparable); training flags are refused.
@@ -301,7 +316,9 @@ TEST_F(Ablate, InterruptedGridEndsLikeAnUninterruptedOne) {
     EXPECT_EQ(r.code, 130) << r;
     EXPECT_NE(r.err.find("interrupted: run 2/4 none seed 1 at step"), std::string::npos) << r;
     EXPECT_NE(r.err.find("resume with: scalevec ablate --out"), std::string::npos) << r;
-    EXPECT_EQ(lines_of(r.err).back().rfind("interrupted; resume with: scalevec ablate --out", 0), 0u) << r;
+    EXPECT_EQ(lines_of(r.err).back().rfind("interrupted; resume with: scalevec ablate --out", 0),
+              0u)
+        << r;
     ASSERT_TRUE(fs::exists(path("b/runs/none/seed1/model.safetensors"))) << r;
     ASSERT_FALSE(fs::exists(path("b/runs/none/seed1/result.json")))
         << "the run finished before the interrupt: " << r;
@@ -309,8 +326,10 @@ TEST_F(Ablate, InterruptedGridEndsLikeAnUninterruptedOne) {
   // ...and continued from grid.json alone: the second run resumes from its checkpoint.
   const Result rest = run({"ablate", "--out", path("b"), "--threads", "1"});
   ASSERT_EQ(rest.code, 0) << rest;
-  EXPECT_NE(rest.err.find("run 1/4 baseline seed 1: finished earlier, skipped"), std::string::npos) << rest;
-  EXPECT_NE(rest.err.find("run 2/4 none seed 1: resuming from its checkpoint"), std::string::npos) << rest;
+  EXPECT_NE(rest.err.find("run 1/4 baseline seed 1: finished earlier, skipped"), std::string::npos)
+      << rest;
+  EXPECT_NE(rest.err.find("run 2/4 none seed 1: resuming from its checkpoint"), std::string::npos)
+      << rest;
   EXPECT_EQ(rest.err.find("run 2/4 none seed 1 | step 100/1000"), std::string::npos)
       << "the resumed run repeated steps done before the interrupt: " << rest;
 
@@ -320,8 +339,10 @@ TEST_F(Ablate, InterruptedGridEndsLikeAnUninterruptedOne) {
   for (const auto& [key, row] : a) {
     ASSERT_TRUE(b.count(key)) << key.first << " seed " << key.second;
     EXPECT_EQ(b.at(key).final_val_loss, row.final_val_loss) << key.first << " seed " << key.second;
-    const std::string run = "/runs/" + key.first + "/seed" + std::to_string(key.second) + "/result.json";
-    const json ra = json::parse(read_file(path("a") + run)), rb = json::parse(read_file(path("b") + run));
+    const std::string run =
+        "/runs/" + key.first + "/seed" + std::to_string(key.second) + "/result.json";
+    const json ra = json::parse(read_file(path("a") + run)),
+               rb = json::parse(read_file(path("b") + run));
     EXPECT_EQ(ra.at("val"), rb.at("val")) << "validation curves differ: " << run;
     EXPECT_GT(rb.at("sec_per_step").get<double>(), 0) << run;
     EXPECT_EQ(rb.value("device", "").rfind("cpu, ", 0), 0u) << "where the run trained: " << run;
@@ -359,8 +380,9 @@ TEST_F(Ablate, ArmsWithDifferentTokenCountsAreRefused) {
   }
   EXPECT_FALSE(fs::exists(path("g/runs")));
   // Unless asked for.
-  const Result ok = run(grid("g", {"--arm", "a=", "--arm", "b=--steps 30", "--seeds", "1",
-                                   "--allow-different-tokens"}, 20, 10));
+  const Result ok = run(grid(
+      "g", {"--arm", "a=", "--arm", "b=--steps 30", "--seeds", "1", "--allow-different-tokens"}, 20,
+      10));
   ASSERT_EQ(ok.code, 0) << ok;
   const auto rows = read_csv(path("g/results.csv"));
   ASSERT_EQ(rows.size(), 2u);
@@ -369,11 +391,13 @@ TEST_F(Ablate, ArmsWithDifferentTokenCountsAreRefused) {
 
 TEST_F(Ablate, RedefiningAnArmNeedsForce) {
   ASSERT_EQ(run(grid("g", {"--arm", "a=", "--seeds", "1"}, 20, 10)).code, 0);
-  expect_error(run(grid("g", {"--arm", "a=--lr 1e-3", "--seeds", "1"}, 20, 10)), "defined differently");
+  expect_error(run(grid("g", {"--arm", "a=--lr 1e-3", "--seeds", "1"}, 20, 10)),
+               "defined differently");
   // Other common flags change every arm's definition too.
   expect_error(run(grid("g", {"--arm", "a=", "--seeds", "1"}, 20, 5)), "eval_every");
   // The same definition in other words is the same arm; a new arm joins the grid.
-  const Result more = run(grid("g", {"--arm", "a=--lr 0.002", "--arm", "b=--lr 1e-3", "--seeds", "1"}, 20, 10));
+  const Result more =
+      run(grid("g", {"--arm", "a=--lr 0.002", "--arm", "b=--lr 1e-3", "--seeds", "1"}, 20, 10));
   ASSERT_EQ(more.code, 0) << more;
   EXPECT_NE(more.err.find("a seed 1: finished earlier, skipped"), std::string::npos) << more;
   const auto old = json::parse(read_file(path("g/runs/a/seed1/result.json")));

@@ -72,8 +72,10 @@ std::string check_xml(const std::string& s) {
     char quote = 0;
     for (; k < s.size(); k++) {
       if (quote) {
-        if (s[k] == quote) quote = 0;
-        else if (s[k] == '<') return "'<' inside an attribute value";
+        if (s[k] == quote)
+          quote = 0;
+        else if (s[k] == '<')
+          return "'<' inside an attribute value";
       } else if (s[k] == '\'' || s[k] == '"') {
         quote = s[k];
       } else if (s[k] == '>') {
@@ -125,9 +127,12 @@ std::string text_of(const std::string& s) {
   std::string out;
   bool in_tag = false;
   for (char c : s) {
-    if (c == '<') in_tag = true;
-    else if (c == '>') in_tag = false;
-    else if (!in_tag) out += c;
+    if (c == '<')
+      in_tag = true;
+    else if (c == '>')
+      in_tag = false;
+    else if (!in_tag)
+      out += c;
   }
   return unescape(out);
 }
@@ -223,7 +228,8 @@ std::vector<Case> all_cases() {
          [](ModelConfig& c) {
            c = scalevec::model_preset("small");
            c.set_scale("dp");
-           c.sc.param = scalevec::ScaleParam::MagDirNormalized, c.sc.qk_norm = true, c.scale = "custom";
+           c.sc.param = scalevec::ScaleParam::MagDirNormalized, c.sc.qk_norm = true,
+           c.scale = "custom";
          });
   return out;
 }
@@ -280,7 +286,8 @@ void check_figure(const Case& c, const std::string& svg) {
     const std::string leaf = short_name(names.back());
     const std::string label =
         names.size() == 1 ? leaf : leaf.substr(0, leaf.rfind('.')) + ".{beta,alpha}";
-    EXPECT_NE(b.text.find(label), std::string::npos) << "box text '" << b.text << "' lacks " << label;
+    EXPECT_NE(b.text.find(label), std::string::npos)
+        << "box text '" << b.text << "' lacks " << label;
     EXPECT_EQ(b.classes.count("zero-grad") > 0, zero) << b.title;
     EXPECT_EQ(!b.dash.empty(), zero) << "dashed border iff structurally zero gradient: " << b.title;
     any_zero = any_zero || zero;
@@ -312,14 +319,16 @@ void check_figure(const Case& c, const std::string& svg) {
   for (const auto& br : blk.qkv()) count(br.out_side);
   for (const auto& br : blk.gate_up()) count(br.out_side);
   count(blk.post_attn()), count(blk.post_mlp());
-  EXPECT_EQ(std::count_if(boxes.begin(), boxes.end(), [](const Box& b) { return b.classes.count("norm"); }),
+  EXPECT_EQ(std::count_if(boxes.begin(), boxes.end(),
+                          [](const Box& b) { return b.classes.count("norm"); }),
             plain_norms);
 
   // No two boxes overlap.
   for (size_t i = 0; i < boxes.size(); i++)
     for (size_t j = i + 1; j < boxes.size(); j++) {
       const Box &a = boxes[i], &b = boxes[j];
-      const bool apart = a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
+      const bool apart =
+          a.x + a.w <= b.x || b.x + b.w <= a.x || a.y + a.h <= b.y || b.y + b.h <= a.y;
       EXPECT_TRUE(apart) << "boxes overlap: '" << a.text << "' and '" << b.text << "'";
     }
 }
@@ -352,7 +361,9 @@ TEST(Diagram, ScaleNoneHasNoScaleBoxesButItsNorms) {
   EXPECT_EQ(r.out.find("class='scale"), std::string::npos);
   // Two input norms, the final norm, q's and k's QK-Norm, two post-norms.
   const auto boxes = boxes_of(r.out);
-  EXPECT_EQ(std::count_if(boxes.begin(), boxes.end(), [](const Box& b) { return b.classes.count("norm"); }), 7);
+  EXPECT_EQ(std::count_if(boxes.begin(), boxes.end(),
+                          [](const Box& b) { return b.classes.count("norm"); }),
+            7);
 }
 
 TEST(Diagram, DeterministicAndSameBytesToFileAndStdout) {
@@ -379,7 +390,8 @@ TEST(Diagram, DeterministicAndSameBytesToFileAndStdout) {
 TEST(Diagram, Help) {
   const Result r = run({"diagram", "--help"});
   EXPECT_OK(r);
-  for (const char* flag : {"--out", "--title", "--preset", "--scale", "--qk-norm", "--post-norm", "--hg"})
+  for (const char* flag :
+       {"--out", "--title", "--preset", "--scale", "--qk-norm", "--post-norm", "--hg"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
 }
 

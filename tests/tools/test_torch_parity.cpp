@@ -1,9 +1,9 @@
-// PyTorch parity (docs/VERIFICATION.md §6): tools/torch_ref.py, the same model written independently in
-// PyTorch, loads our safetensors checkpoint and must reproduce our loss, logits and every parameter
-// gradient on the same batch: in float64 for every scale strategy preset with and without QK-Norm
-// and post-sublayer norms, and for custom combinations of the components; in float32 for
-// representative ones. Several cases share one PyTorch process (it takes seconds to start).
-// Negative controls show that the comparison can fail: wrong numbers on our side, a wrong
+// PyTorch parity (docs/VERIFICATION.md §6): tools/torch_ref.py, the same model written
+// independently in PyTorch, loads our safetensors checkpoint and must reproduce our loss, logits
+// and every parameter gradient on the same batch: in float64 for every scale strategy preset with
+// and without QK-Norm and post-sublayer norms, and for custom combinations of the components; in
+// float32 for representative ones. Several cases share one PyTorch process (it takes seconds to
+// start). Negative controls show that the comparison can fail: wrong numbers on our side, a wrong
 // convention on PyTorch's side, a checkpoint whose names do not fit its config. The last tests
 // drive `scalevec bench` end to end.
 //
@@ -51,9 +51,9 @@ struct Case {
   std::string name;  // also the name of its directory
   ModelConfig cfg;
   int B = 2;
-  bool f64 = true;          // Transformer<double> (F64 files, PyTorch in float64) instead of float
-  bool legacy_meta = false; // the checkpoint's config lacks the scale component fields (as written
-                            // before they existed): torch_ref.py must read "scale" as the preset
+  bool f64 = true;           // Transformer<double> (F64 files, PyTorch in float64) instead of float
+  bool legacy_meta = false;  // the checkpoint's config lacks the scale component fields (as written
+                             // before they existed): torch_ref.py must read "scale" as the preset
 };
 
 // 2 layers, 2 heads, d_ff 64, context 16, with the given preset and architecture switches.
@@ -98,8 +98,9 @@ void write_case(const fs::path& dir, const ModelConfig& cfg, const ModelConfig& 
   StFile grads;
   grads.metadata["loss"] = fmt::format("{:.17g}", double(loss));
   for (const auto& p : model.layout().params())
-    grads.tensors.push_back({p.name, make_tensor(model.grads.data() + p.offset,
-                                                 std::vector<int64_t>(p.shape.begin(), p.shape.end()))});
+    grads.tensors.push_back(
+        {p.name, make_tensor(model.grads.data() + p.offset,
+                             std::vector<int64_t>(p.shape.begin(), p.shape.end()))});
   write_safetensors((dir / "grads.safetensors").string(), grads);
   StFile logits;
   logits.tensors.push_back({"logits", make_tensor(model.logits(), {B, Tn, V})});
@@ -127,8 +128,8 @@ fs::path write_case(const fs::path& dir, const Case& c, uint64_t seed = 42) {
     write_case<float>(d, c.cfg, c.cfg, c.B, seed);
   if (c.legacy_meta)
     edit_saved_config(d, [](nlohmann::json& j) {
-      for (const char* k : {"scale_param", "hg", "dp", "dnp", "qk_norm", "post_norm",
-                            "skip_cancelled_magnitude"})
+      for (const char* k :
+           {"scale_param", "hg", "dp", "dnp", "qk_norm", "post_norm", "skip_cancelled_magnitude"})
         j.erase(k);
     });
   return d;
@@ -165,9 +166,10 @@ class torch_parity : public ::testing::Test {
     const Proc r = check(dirs);
     for (const Case& c : cases) {
       SCOPED_TRACE(c.name);
-      const std::string line = report_line(r.output, "summary " + (dir.path / c.name).string() + ":");
-      std::printf("%-40s %s\n", c.name.c_str(), line.empty() ? "(no summary)" :
-                  line.substr(line.find(": ") + 2).c_str());
+      const std::string line =
+          report_line(r.output, "summary " + (dir.path / c.name).string() + ":");
+      std::printf("%-40s %s\n", c.name.c_str(),
+                  line.empty() ? "(no summary)" : line.substr(line.find(": ") + 2).c_str());
       EXPECT_NE(line.find(": PASS"), std::string::npos) << r.output;
     }
     EXPECT_EQ(r.status, 0) << r.output;
@@ -237,7 +239,8 @@ TEST_F(torch_parity, CustomCombinationsMatch) {
   // unified with its magdir-normalized variant.
   ModelConfig unified_mdn = small_config("unified", false, true);
   unified_mdn.sc.param = ScaleParam::MagDirNormalized;
-  for (ModelConfig* c : {&hg_mixed, &hg_all, &dp_qk, &unified_noskip, &unified_mdn}) c->scale = "custom";
+  for (ModelConfig* c : {&hg_mixed, &hg_all, &dp_qk, &unified_noskip, &unified_mdn})
+    c->scale = "custom";
   expect_all_pass({
       make_case("hg+dp_q,gate+dnp_v,up", hg_mixed, true),
       make_case("hg+dp_q,gate+dnp_v,up", hg_mixed, false),
@@ -343,7 +346,8 @@ TEST_F(torch_parity, DetectsAWrongCancelledMagnitudeGradient) {
         max_dalpha = std::max(max_dalpha, std::fabs(reinterpret_cast<double*>(t.bytes.data())[i]));
   ASSERT_GT(max_dalpha, 0);
   for (auto& [name, t] : g.tensors)
-    if (name == "layers.0.attn_norm.q.beta") reinterpret_cast<double*>(t.bytes.data())[0] += 1e-9 * max_dalpha;
+    if (name == "layers.0.attn_norm.q.beta")
+      reinterpret_cast<double*>(t.bytes.data())[0] += 1e-9 * max_dalpha;
   write_safetensors(path, g);
   const Proc r = check(d);
   std::printf("%s", r.output.c_str());
@@ -374,8 +378,10 @@ TEST_F(torch_parity, RefusesACheckpointWhoseScaleLayoutDiffersFromItsConfig) {
 // initial loss, and the JSON report.
 TEST_F(torch_parity, BenchRunsBothAndReportsParity) {
   const fs::path json_path = dir.path / "bench.json";
-  const Proc r = run(quote(SCALEVEC_EXE) + " bench --presets tiny --steps 2 --warmup 1 --rounds 1 --threads 1"
-                    " --json " + quote(json_path.string()));
+  const Proc r = run(quote(SCALEVEC_EXE) +
+                     " bench --presets tiny --steps 2 --warmup 1 --rounds 1 --threads 1"
+                     " --json " +
+                     quote(json_path.string()));
   ASSERT_EQ(r.status, 0) << r.output;
   std::ifstream in(json_path);
   const nlohmann::json j = nlohmann::json::parse(in);
@@ -394,13 +400,15 @@ TEST_F(torch_parity, BenchRunsBothAndReportsParity) {
 // Without PyTorch `scalevec bench` must stop with one clear line that points to --no-torch, and
 // with --no-torch it must still measure our side. (Needs no PyTorch itself.)
 TEST(torch_bench, MissingPythonGivesOneLineErrorAndNoTorchWorks) {
-  Proc r = run(quote(SCALEVEC_EXE) +
-              " bench --presets tiny --steps 1 --warmup 0 --threads 1 --python /nonexistent/python3");
+  Proc r =
+      run(quote(SCALEVEC_EXE) +
+          " bench --presets tiny --steps 1 --warmup 0 --threads 1 --python /nonexistent/python3");
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("--no-torch"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("error:"), std::string::npos) << r.output;
 
-  r = run(quote(SCALEVEC_EXE) + " bench --presets tiny --steps 1 --warmup 0 --threads 1 --no-torch");
+  r = run(quote(SCALEVEC_EXE) +
+          " bench --presets tiny --steps 1 --warmup 0 --threads 1 --no-torch");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("tok/s"), std::string::npos) << r.output;
 }

@@ -34,8 +34,8 @@ using namespace cli;  // Args, Result, run, EXPECT_OK, expect_error, lines_of
 
 namespace {
 
-using torch_util::kScript, torch_util::quote, torch_util::Proc, torch_util::sh,
-    torch_util::python, torch_util::randomize;
+using torch_util::kScript, torch_util::quote, torch_util::Proc, torch_util::sh, torch_util::python,
+    torch_util::randomize;
 // SCALEVEC_TRACE_KEEP=1 keeps it, to rerun torch_ref.py trace on it by hand.
 struct TempDir : torch_util::TempDir {
   TempDir() : torch_util::TempDir("scalevec-trace", "SCALEVEC_TRACE_KEEP") {}
@@ -91,7 +91,8 @@ void expect_recording_changes_nothing(const ModelConfig& cfg) {
   plain.backward(), traced.backward();
   EXPECT_EQ(std::memcmp(&l1, &l2, sizeof(T)), 0);
   EXPECT_EQ(std::memcmp(plain.logits(), traced.logits(), sizeof(T) * N * V), 0);
-  EXPECT_EQ(std::memcmp(plain.grads.data(), traced.grads.data(), sizeof(T) * plain.grads.size()), 0);
+  EXPECT_EQ(std::memcmp(plain.grads.data(), traced.grads.data(), sizeof(T) * plain.grads.size()),
+            0);
 
   // Every forward step but the attention probabilities and the loss has its gradient, every
   // parameter its gradient, and the copies are the model's values.
@@ -117,7 +118,8 @@ void expect_recording_changes_nothing(const ModelConfig& cfg) {
     ASSERT_NE(e, nullptr) << p.name;
     EXPECT_EQ(std::memcmp(e->data.data(), traced.grads.data() + p.offset, sizeof(T) * p.numel), 0);
   }
-  EXPECT_EQ(trace.entries.size(), n_fwd + (n_fwd - 1 - cfg.n_layer) + traced.layout().params().size());
+  EXPECT_EQ(trace.entries.size(),
+            n_fwd + (n_fwd - 1 - cfg.n_layer) + traced.layout().params().size());
   ASSERT_NE(trace.find("logits"), nullptr);
   EXPECT_EQ(std::memcmp(trace.find("logits")->data.data(), traced.logits(), sizeof(T) * N * V), 0);
   ASSERT_NE(trace.find("loss"), nullptr);
@@ -175,9 +177,9 @@ std::string shape_string(const std::vector<int64_t>& s) {
 TEST(trace_cli, HelpDescribesTheModelAndTheSteps) {
   const cli::Result r = cli::run({"trace", "--help"});
   EXPECT_OK(r);
-  for (const char* s : {"--save-dir", "--dump", "--ckpt", "--text", "--scale", "--qk-norm",
-                        "1 layer, d_model 8, 2 heads", "attn.q.rope", "grad/<name>",
-                        "torch_ref.py trace"})
+  for (const char* s :
+       {"--save-dir", "--dump", "--ckpt", "--text", "--scale", "--qk-norm",
+        "1 layer, d_model 8, 2 heads", "attn.q.rope", "grad/<name>", "torch_ref.py trace"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
 }
 
@@ -230,7 +232,8 @@ const char* const kUnifiedPostNormNames =
 TEST(trace_cli, DumpHoldsExactlyThePrintedTensors) {
   TempDir dir;
   const fs::path dump = dir.path / "t.safetensors";
-  const cli::Result r = cli::run({"trace", "--scale", "unified", "--post-norm", "--dump", dump.string()});
+  const cli::Result r =
+      cli::run({"trace", "--scale", "unified", "--post-norm", "--dump", dump.string()});
   EXPECT_OK(r);
   const std::vector<Line> lines = trace_lines(r.out);
   const StFile f = read_safetensors(dump.string());  // in file order
@@ -259,8 +262,19 @@ TEST(trace_cli, DumpHoldsExactlyThePrintedTensors) {
 // The model --save-dir writes is the traced one: tracing it with --ckpt prints the same lines.
 TEST(trace_cli, TracingTheSavedModelPrintsTheSameTrace) {
   TempDir dir;
-  const Args flags{"--scale", "magdir-normalized", "--qk-norm", "--layers", "2", "--batch", "2",
-                   "--seq", "3", "--seed", "5", "--text", "Hello, scale vectors!"};
+  const Args flags{"--scale",
+                   "magdir-normalized",
+                   "--qk-norm",
+                   "--layers",
+                   "2",
+                   "--batch",
+                   "2",
+                   "--seq",
+                   "3",
+                   "--seed",
+                   "5",
+                   "--text",
+                   "Hello, scale vectors!"};
   const cli::Result a = cli::run(Args{"trace"} + flags + Args{"--save-dir", dir.path.string()});
   EXPECT_OK(a);
   const cli::Result b = cli::run({"trace", "--ckpt", dir.path.string(), "--batch", "2", "--seq",
@@ -272,7 +286,8 @@ TEST(trace_cli, TracingTheSavedModelPrintsTheSameTrace) {
   for (size_t i = 0; i < la.size(); i++) EXPECT_EQ(la[i].text, lb[i].text);
   EXPECT_NE(a.out.find("inputs \"Hel\""), std::string::npos) << a.out;
   EXPECT_NE(a.out.find("sequence 1: inputs \"lo,\" [108 111 44]  targets \"o, \""),
-            std::string::npos) << a.out;
+            std::string::npos)
+      << a.out;
   // batch.safetensors: what tools/torch_ref.py reads.
   const StFile batch = read_safetensors((dir.path / "batch.safetensors").string());
   ASSERT_NE(batch.find("inputs"), nullptr);
@@ -326,7 +341,8 @@ TEST_F(trace_torch, EveryPresetAgreesWithPyTorchStepByStepInFloat64) {
   std::vector<std::string> refused;
   for (const Variant& v : all_variants()) {
     const fs::path d = dir.path / v.name();
-    const cli::Result r = cli::run(Args{"trace"} + v.flags() + kShape + Args{"--save-dir", d.string()});
+    const cli::Result r =
+        cli::run(Args{"trace"} + v.flags() + kShape + Args{"--save-dir", d.string()});
     if (!v.valid()) {
       SCOPED_TRACE(v.name());
       cli::expect_error(r, "--qk-norm");
@@ -348,7 +364,8 @@ TEST_F(trace_torch, EveryPresetAgreesWithPyTorchStepByStepInFloat64) {
   hg_all.scale = unified_noskip.scale = "custom";
   const std::vector<std::pair<std::string, ModelConfig>> random = {
       {"random_unified+post_norm", small_config({"unified", false, true})},
-      {"random_magdir-normalized+qk_norm+post_norm", small_config({"magdir-normalized", true, true})},
+      {"random_magdir-normalized+qk_norm+post_norm",
+       small_config({"magdir-normalized", true, true})},
       {"random_hg+dp_q,gate+dnp_v,up+qk+post+mdn_NH4", hg_all},
       {"random_unified-skip_off", unified_noskip},
   };
@@ -404,7 +421,8 @@ TEST_F(trace_torch, ComparisonFailsWhereItMust) {
       if (name != "grad/layers.0.attn.wq") continue;
       double* v = reinterpret_cast<double*>(t.bytes.data());
       double mx = 0;
-      for (size_t i = 0; i < t.bytes.size() / sizeof(double); i++) mx = std::max(mx, std::fabs(v[i]));
+      for (size_t i = 0; i < t.bytes.size() / sizeof(double); i++)
+        mx = std::max(mx, std::fabs(v[i]));
       v[3] += 1e-9 * mx;
     }
   });
@@ -424,7 +442,8 @@ TEST_F(trace_torch, ComparisonFailsWhereItMust) {
   EXPECT_NE(line_starting(alt, "grad/layers.0.attn.wq ").find("FAIL"), std::string::npos) << alt;
   EXPECT_NE(line_starting(alt, "grad/layers.0.attn.wk ").find(" ok"), std::string::npos) << alt;
   EXPECT_NE(line_starting(r.output, "summary " + altered.string() + ": FAIL"), "") << r.output;
-  for (const auto& [d, name] : {std::pair{missing, "'layers.1.mlp.h'"}, {extra, "'grad/layers.0.bogus'"}}) {
+  for (const auto& [d, name] :
+       {std::pair{missing, "'layers.1.mlp.h'"}, {extra, "'grad/layers.0.bogus'"}}) {
     const std::string s = section(r.output, d);
     EXPECT_NE(line_starting(s, "names differ").find(name), std::string::npos) << s;
     EXPECT_NE(line_starting(r.output, "summary " + d.string() + ": FAIL"), "") << r.output;
@@ -440,7 +459,8 @@ TEST_F(trace_torch, ComparisonFailsWhereItMust) {
     EXPECT_EQ(mine[i].shape, theirs[i].shape) << mine[i].name;
     identical += mine[i].text == theirs[i].text;
   }
-  std::printf("side by side: %zu of %zu trace lines identical to the digit\n", identical, mine.size());
+  std::printf("side by side: %zu of %zu trace lines identical to the digit\n", identical,
+              mine.size());
 
   // PyTorch with rotate-half RoPE replaced by interleaved pairs: everything before the rotation
   // agrees, the rotated q is the first step to fail.
@@ -449,8 +469,10 @@ TEST_F(trace_torch, ComparisonFailsWhereItMust) {
   for (const char* ok : {"embed ", "layers.0.attn.q.z ", "layers.0.attn.k.y "})
     EXPECT_NE(line_starting(m.output, ok).find(" ok"), std::string::npos) << ok << "\n" << m.output;
   for (const char* bad : {"layers.0.attn.q.rope ", "logits ", "grad/tok_emb "})
-    EXPECT_NE(line_starting(m.output, bad).find("FAIL"), std::string::npos) << bad << "\n" << m.output;
-  std::printf("--mutate rope-interleaved: %s\n", line_starting(m.output, "layers.0.attn.q.rope ").c_str());
+    EXPECT_NE(line_starting(m.output, bad).find("FAIL"), std::string::npos) << bad << "\n"
+                                                                            << m.output;
+  std::printf("--mutate rope-interleaved: %s\n",
+              line_starting(m.output, "layers.0.attn.q.rope ").c_str());
 }
 
 // torch_ref.py trace refuses what it cannot do, with exit status 2.

@@ -109,7 +109,8 @@ void randomize(scalevec::Transformer<T>& model, uint64_t seed) {
   scalevec::Rng rng(seed);
   for (const auto& p : model.layout().params()) {
     T* w = model.params.data() + p.offset;
-    const double sd = p.role == scalevec::Role::Embedding ? 1.0 : 1.0 / std::sqrt(double(p.shape.back()));
+    const double sd =
+        p.role == scalevec::Role::Embedding ? 1.0 : 1.0 / std::sqrt(double(p.shape.back()));
     for (size_t i = 0; i < p.numel; i++)
       w[i] = p.role == scalevec::Role::Scale ? T(0.5 + rng.uniform()) : T(sd * rng.normal());
   }

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     Transformer<float> model(cfg, batch);
     model.init(42);
     const double peak_lr = 3e-3;
-    AdamWConfig ac;  // weight decay 0.1 on matrices and head, none on gains (policy "none")
+    AdamWConfig ac;   // weight decay 0.1 on matrices and head, none on gains (policy "none")
     ac.lr = peak_lr;  // the schedule multiplies it by a factor in [0, 1]
     AdamW<float> opt(model.layout(), ac);
     const Schedule sched{peak_lr, steps / 10, steps, 0.1};  // warmup 10%, cosine down to 10%
@@ -50,10 +50,10 @@ int main(int argc, char** argv) {
     Batch b;
     // [snippet:loop]
     for (int step = 0; step < steps; step++) {
-      sample_batch(b, data.train, batch, cfg.context, rng);         // random windows of bytes
+      sample_batch(b, data.train, batch, cfg.context, rng);  // random windows of bytes
       float loss = model.forward(b.inputs.data(), b.targets.data(), batch, cfg.context);
       model.zero_grad();
-      model.backward();                                              // d loss / d every parameter
+      model.backward();  // d loss / d every parameter
       double norm = clip_grad_norm(model.grads.data(), model.grads.size(), 1.0);
       opt.step(model.params.data(), model.grads.data(), sched.factor(step));
       if ((step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0)

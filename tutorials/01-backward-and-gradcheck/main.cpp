@@ -51,7 +51,8 @@ ErrorStats check_rmsnorm(bool buggy, bool four_point, double h, int N, int C, ui
   else
     rmsnorm_backward(dx.data(), dn.data(), n.data(), rstd.data(), N, C, C);
   ErrorStats s(1e-6, 1e-12);
-  for (size_t i = 0; i < x.size(); i++) s.add(double(dx[i]), fd_derivative(&x[i], loss, h, four_point));
+  for (size_t i = 0; i < x.size(); i++)
+    s.add(double(dx[i]), fd_derivative(&x[i], loss, h, four_point));
   // [end]
   return s;
 }
@@ -61,8 +62,10 @@ ErrorStats check_rmsnorm(bool buggy, bool four_point, double h, int N, int C, ui
 static std::string h_sweep_svg(int N, int C) {
   LinePlot p;
   p.title = "Finite differences: error against step size";
-  p.subtitle = fmt::format("RMSNorm backward vs central differences, max relative error over all {} "
-                           "entries of a {}x{} input; the flat line: the project's bar, 1e-6", N * C, N, C);
+  p.subtitle = fmt::format(
+      "RMSNorm backward vs central differences, max relative error over all {} "
+      "entries of a {}x{} input; the flat line: the project's bar, 1e-6",
+      N * C, N, C);
   p.xlabel = "step h";
   p.ylabel = "max relative error";
   p.legend_title = "stencil, precision";
@@ -95,7 +98,8 @@ int main(int argc, char** argv) {
   std::string figure;
   app.add_option("--rows", N, "rows of the RMSNorm input")->capture_default_str();
   app.add_option("--channels", C, "channels of the RMSNorm input")->capture_default_str();
-  app.add_option("--figure", figure, "also write the error-against-h curve of part 1 as an SVG file");
+  app.add_option("--figure", figure,
+                 "also write the error-against-h curve of part 1 as an SVG file");
   CLI11_PARSE(app, argc, argv);
   bool ok = true;
   if (!figure.empty()) {
@@ -109,13 +113,15 @@ int main(int argc, char** argv) {
     std::fclose(f);
   }
 
-  std::printf("1. RMSNorm backward vs finite differences, all %d entries of x (%dx%d)\n", N * C, N, C);
+  std::printf("1. RMSNorm backward vs finite differences, all %d entries of x (%dx%d)\n", N * C, N,
+              C);
   std::printf("   %-8s %-8s %12s %12s\n", "h", "stencil", "double", "float");
   for (double h : {1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6})
     for (bool four : {false, true}) {
       ErrorStats d = check_rmsnorm<double>(false, four, h, N, C, 1);
       ErrorStats f = check_rmsnorm<float>(false, four, h, N, C, 1);
-      std::printf("   %-8.0e %-8s %12.2e %12.2e\n", h, four ? "4-point" : "2-point", d.max_rel, f.max_rel);
+      std::printf("   %-8.0e %-8s %12.2e %12.2e\n", h, four ? "4-point" : "2-point", d.max_rel,
+                  f.max_rel);
     }
   ErrorStats good = check_rmsnorm<double>(false, true, 1e-3, N, C, 1);
   std::printf("   chosen: double, 4-point, h = 1e-3: max rel err %.2e -> %s\n", good.max_rel,
@@ -123,9 +129,10 @@ int main(int argc, char** argv) {
   ok &= good.ok();
 
   ErrorStats bad = check_rmsnorm<double>(true, true, 1e-3, N, C, 1);
-  std::printf("\n2. the buggy backward (1/rms treated as constant): max rel err %.2e, %zu of %zu "
-              "entries fail -> %s\n", bad.max_rel, bad.failures, bad.count,
-              bad.ok() ? "NOT CAUGHT" : "caught");
+  std::printf(
+      "\n2. the buggy backward (1/rms treated as constant): max rel err %.2e, %zu of %zu "
+      "entries fail -> %s\n",
+      bad.max_rel, bad.failures, bad.count, bad.ok() ? "NOT CAUGHT" : "caught");
   ok &= !bad.ok();
 
   std::printf("\n3. the whole model (2 layers, d_model 32), sampled entries of every tensor\n");
@@ -135,7 +142,8 @@ int main(int argc, char** argv) {
   ModelCheckOptions o;
   ErrorStats all(o.rtol, o.atol);
   for (const auto& t : gradcheck_model(model, o)) {
-    std::printf("   %-28s %6zu entries  max rel err %.2e\n", t.name.c_str(), t.stats.count, t.stats.max_rel);
+    std::printf("   %-28s %6zu entries  max rel err %.2e\n", t.name.c_str(), t.stats.count,
+                t.stats.max_rel);
     all.merge(t.stats);
   }
   std::printf("   whole model: max rel err %.2e over %zu entries -> %s\n", all.max_rel, all.count,
@@ -146,7 +154,8 @@ int main(int argc, char** argv) {
   //    rows (entries ~0.02), so the loss curves sharply in their coordinates and a large h costs
   //    truncation; a small h costs round-off. The worst relative error over every tensor and
   //    seeds 1-3 at each width and step:
-  std::printf("\n4. choosing h for the whole model: worst max rel err over all tensors, seeds 1-3\n");
+  std::printf(
+      "\n4. choosing h for the whole model: worst max rel err over all tensors, seeds 1-3\n");
   std::printf("   %-8s %12s %12s %12s\n", "d_model", "h = 1e-3", "h = 3e-4", "h = 1e-4");
   for (int width : {8, 16, 32, 64}) {
     std::printf("   %-8d", width);
@@ -161,7 +170,8 @@ int main(int argc, char** argv) {
         for (const auto& t : gradcheck_model(m, mo)) worst = std::max(worst, t.stats.max_rel);
       }
       std::printf(" %12.2e", worst);
-      if (h == ModelCheckOptions{}.h) ok &= worst <= ModelCheckOptions{}.rtol;  // the default passes
+      if (h == ModelCheckOptions{}.h)
+        ok &= worst <= ModelCheckOptions{}.rtol;  // the default passes
     }
     std::printf("\n");
   }

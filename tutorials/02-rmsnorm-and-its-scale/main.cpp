@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
   rmsnorm_backward(dx.data(), dn.data(), n0.data(), r0.data(), N, C, C);
   rmsnorm_backward(dxs.data(), dn.data(), ns0.data(), rs0.data(), N, C, C);
   double scale_err = 0, radial = 0;
-  for (size_t i = 0; i < x.size(); i++) scale_err = std::max(scale_err, std::abs(s * dxs[i] - dx[i]));
+  for (size_t i = 0; i < x.size(); i++)
+    scale_err = std::max(scale_err, std::abs(s * dxs[i] - dx[i]));
   for (int i = 0; i < N; i++) {
     double dot = 0, nx = 0, nd = 0;
     for (int c = 0; c < C; c++) {
@@ -101,7 +102,8 @@ int main(int argc, char** argv) {
   std::printf("   how dγ grows with the rows it sums (dy with a shared bias 0.1 plus noise):\n");
   std::printf("   %8s %14s %14s\n", "rows", "mean |dγ_c|", "per row");
   for (int rows : {1, 4, 16, 64, 256, 1024}) {
-    Vec xr((size_t)rows * C), nr(xr.size()), rr(rows), dyr(xr.size()), dg(C, 0.0), dxr(xr.size(), 0.0);
+    Vec xr((size_t)rows * C), nr(xr.size()), rr(rows), dyr(xr.size()), dg(C, 0.0),
+        dxr(xr.size(), 0.0);
     for (auto& v : xr) v = rng.normal() + 1.0;  // channels share a positive mean: N(x) too
     for (auto& v : dyr) v = 0.1 + rng.normal();
     rmsnorm_forward(nr.data(), rr.data(), xr.data(), rows, C, C, eps);

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   ok &= differ == 0;
 
   std::printf("\n3. training: baseline vs none\n");
-  if (!chapter::experiment({{"baseline", cb}, {"none (no scale vectors)", cn}}, steps, seeds)) return 2;
+  if (!chapter::experiment({{"baseline", cb}, {"none (no scale vectors)", cn}}, steps, seeds))
+    return 2;
   return ok ? 0 : 1;
 }

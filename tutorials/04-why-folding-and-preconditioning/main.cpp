@@ -29,7 +29,8 @@ static std::vector<double> conserved(const Transformer<float>& m) {
   for (const char* w : {"layers.0.attn.wq", "layers.0.attn.wk", "layers.0.attn.wv"}) {
     const ParamInfo& W = L.get(w);  // (out, in): column j is entry j of every row
     for (int r = 0; r < W.shape[0]; r++)
-      for (size_t j = 0; j < g.numel; j++) q[j] -= std::pow(double(m.params[W.offset + r * g.numel + j]), 2);
+      for (size_t j = 0; j < g.numel; j++)
+        q[j] -= std::pow(double(m.params[W.offset + r * g.numel + j]), 2);
   }
   return q;
 }
@@ -48,7 +49,8 @@ static Tracked track(const TextData& data, const std::string& name, const std::s
   const ModelConfig cfg = chapter::model("baseline");
   TrainConfig tc = chapter::training(steps, 1);
   tc.optimizer = parse_optimizer(optimizer), tc.lr = lr, tc.weight_decay = wd, tc.sgd_momentum = 0;
-  tc.wd_policy = WdPolicy::All, tc.schedule = ScheduleKind::Constant, tc.warmup = 0, tc.grad_clip = 0;
+  tc.wd_policy = WdPolicy::All, tc.schedule = ScheduleKind::Constant, tc.warmup = 0,
+  tc.grad_clip = 0;
   Transformer<float> m(cfg, tc.batch);
   m.init(tc.seed);
   auto opt = make_optimizer<float>(m.layout(), tc);
@@ -78,7 +80,8 @@ static Tracked track(const TextData& data, const std::string& name, const std::s
 // max_j |X_j(end) − X_j(0)|
 static double drift(const std::vector<std::vector<double>>& x) {
   double d = 0;
-  for (size_t j = 0; j < x.front().size(); j++) d = std::max(d, std::abs(x.back()[j] - x.front()[j]));
+  for (size_t j = 0; j < x.front().size(); j++)
+    d = std::max(d, std::abs(x.back()[j] - x.front()[j]));
   return d;
 }
 
@@ -91,22 +94,25 @@ static void draw(const std::vector<Tracked>& runs, const std::string& dir, int c
   for (const auto& t : runs) {
     LinePlot p;
     p.title = t.title;
-    p.subtitle = fmt::format("γ_j² − Σ_f ‖w_f,j‖² of layer 0's attention-input γ, f = q, k, v, for {} "
-                             "of its {} channels j; 2-layer width-64 model, fortunes, batch 8", channels,
-                             t.q.front().size());
+    p.subtitle = fmt::format(
+        "γ_j² − Σ_f ‖w_f,j‖² of layer 0's attention-input γ, f = q, k, v, for {} "
+        "of its {} channels j; 2-layer width-64 model, fortunes, batch 8",
+        channels, t.q.front().size());
     p.xlabel = "training step";
     p.ylabel = "γ_j² − Σ_f ‖w_f,j‖²";
     p.legend_title = "channel j: change over the run";
     for (int j = 0; j < channels; j++) {
       PlotSeries s;
-      for (size_t k = 0; k < t.steps.size(); k++) s.x.push_back(t.steps[k]), s.y.push_back(t.q[k][j]);
+      for (size_t k = 0; k < t.steps.size(); k++)
+        s.x.push_back(t.steps[k]), s.y.push_back(t.q[k][j]);
       s.label = fmt::format("j = {}: {:+.1e}", j, t.q.back()[j] - t.q.front()[j]);
       p.series.push_back(std::move(s));
     }
     if (t.shrink < 1) {  // the law with decay: Q_j(t) = Q_j(0) (1 − lr λ)^{2t}, drawn for j = 0
       PlotSeries law;
       for (size_t k = 0; k < t.steps.size(); k++)
-        law.x.push_back(t.steps[k]), law.y.push_back(t.q[0][0] * std::pow(t.shrink, 2.0 * t.steps[k]));
+        law.x.push_back(t.steps[k]),
+            law.y.push_back(t.q[0][0] * std::pow(t.shrink, 2.0 * t.steps[k]));
       law.label = "j = 0 predicted: Q_0(0) (1 − lr λ)^2t";
       law.emphasize = true;
       p.series.push_back(std::move(law));
@@ -129,16 +135,20 @@ int main(int argc, char** argv) {
   int train_steps = 200;
   std::string figures;
   app.add_option("--seed", seed, "seed of the random model")->capture_default_str();
-  app.add_option("--train-steps", train_steps, "steps of each training run of part 4 (0 = skip part 4)")
+  app.add_option("--train-steps", train_steps,
+                 "steps of each training run of part 4 (0 = skip part 4)")
       ->capture_default_str();
-  app.add_option("--figures", figures, "write part 4's figures (conservation-*.svg) into this directory");
+  app.add_option("--figures", figures,
+                 "write part 4's figures (conservation-*.svg) into this directory");
   CLI11_PARSE(app, argc, argv);
   bool ok = true;
 
   ScaleConfig arch;  // baseline scales plus both Output-Norm switches
   arch.qk_norm = true, arch.post_norm = true;
-  std::printf("1. folding every scale of a baseline model with QK-Norm and post-norms (2 layers)\n");
-  std::printf("   %-26s %-7s %-48s %s\n", "scale", "type", "folded into", "max |Δlogits| / max |logits|");
+  std::printf(
+      "1. folding every scale of a baseline model with QK-Norm and post-norms (2 layers)\n");
+  std::printf("   %-26s %-7s %-48s %s\n", "scale", "type", "folded into",
+              "max |Δlogits| / max |logits|");
   for (const auto& r : fold_check(arch, seed)) {
     const bool input = r.type == ScaleType::Input;
     const bool pass = input ? r.change <= 1e-13 : r.change >= 1e-8;
@@ -148,10 +158,12 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n2. Theorem 2.2 on layer 0's attention-input γ (shared by q, k, v)\n");
-  std::printf("   %-8s %-26s %s\n", "lr", "|Δw̃ - predicted| / |pred.|", "share of the step from the other branches");
+  std::printf("   %-8s %-26s %s\n", "lr", "|Δw̃ - predicted| / |pred.|",
+              "share of the step from the other branches");
   const auto pc = precond_check(ScaleConfig{}, {1e-1, 1e-2, 1e-3, 1e-4}, seed);
   for (const auto& r : pc) std::printf("   %-8.0e %-26.3e %.2e\n", r.lr, r.rel_err, r.coupling);
-  ok &= pc[2].rel_err < 1e-4 && pc[1].rel_err / pc[2].rel_err > 8 && pc[1].rel_err / pc[2].rel_err < 12;
+  ok &= pc[2].rel_err < 1e-4 && pc[1].rel_err / pc[2].rel_err > 8 &&
+        pc[1].rel_err / pc[2].rel_err < 12;
 
   std::printf("\n3. conservation of γ_j² - Σ_f ‖w_{f,j}‖² over 2 time units of gradient descent\n");
   std::printf("   %-8s %-6s %-7s %-12s %s\n", "lr", "steps", "wd", "drift", "drift of γ_j² alone");
@@ -163,17 +175,22 @@ int main(int argc, char** argv) {
       if (wd > 0 && lr == 1e-2) ok &= c.drift > 0.1 * c.drift_gamma2;
     }
   if (train_steps > 0) {
-    std::printf("\n4. the same quantity over real training runs (%d steps, fortunes, every parameter "
-                "decayed where wd > 0)\n", train_steps);
+    std::printf(
+        "\n4. the same quantity over real training runs (%d steps, fortunes, every parameter "
+        "decayed where wd > 0)\n",
+        train_steps);
     std::printf("   %-22s %-8s %-6s %-24s %s\n", "optimizer", "lr", "wd", "max_j drift of Q_j",
                 "max_j drift of γ_j² alone");
     try {
       const TextData data = load_data("", chapter::model("baseline").context);
       const int every = std::max(1, train_steps / 100);
       std::vector<Tracked> runs;
-      runs.push_back(track(data, "sgd", "SGD (plain gradient steps), no weight decay", "sgd", 0.02, 0.0, train_steps, every));
-      runs.push_back(track(data, "sgd-wd", "SGD with weight decay 0.1", "sgd", 0.02, 0.1, train_steps, every));
-      runs.push_back(track(data, "adamw", "AdamW, no weight decay", "adamw", 3e-3, 0.0, train_steps, every));
+      runs.push_back(track(data, "sgd", "SGD (plain gradient steps), no weight decay", "sgd", 0.02,
+                           0.0, train_steps, every));
+      runs.push_back(
+          track(data, "sgd-wd", "SGD with weight decay 0.1", "sgd", 0.02, 0.1, train_steps, every));
+      runs.push_back(
+          track(data, "adamw", "AdamW, no weight decay", "adamw", 3e-3, 0.0, train_steps, every));
       const double lrs[] = {0.02, 0.02, 3e-3}, wds[] = {0, 0.1, 0};
       for (size_t i = 0; i < runs.size(); i++)
         std::printf("   %-22s %-8.0e %-6.1f %-24.3e %.3e\n", runs[i].name.c_str(), lrs[i], wds[i],
@@ -182,8 +199,10 @@ int main(int argc, char** argv) {
       const Tracked& w = runs[1];
       double off = 0;
       for (size_t j = 0; j < w.q.front().size(); j++)
-        off = std::max(off, std::abs(w.q.back()[j] - w.q.front()[j] * std::pow(w.shrink, 2.0 * w.steps.back())));
-      std::printf("   sgd-wd against Q_j(0) (1 - lr wd)^(2t): max_j |Q_j(end) - predicted| = %.3e\n", off);
+        off = std::max(off, std::abs(w.q.back()[j] -
+                                     w.q.front()[j] * std::pow(w.shrink, 2.0 * w.steps.back())));
+      std::printf(
+          "   sgd-wd against Q_j(0) (1 - lr wd)^(2t): max_j |Q_j(end) - predicted| = %.3e\n", off);
       ok &= off < 0.1 * drift(w.q);
       // Plain gradient steps conserve Q to O(lr²) per step, whatever the batch: far less drift
       // than γ² itself shows. Weight decay and AdamW's per-entry scaling both break the law.

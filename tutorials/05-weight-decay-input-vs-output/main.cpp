@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   sc.qk_norm = true, sc.post_norm = true;
   const Transformer<float> m(theory_config(sc), 0);
   std::printf("1. scale vectors of a 2-layer model with QK-Norm and post-norms\n");
-  std::printf("   %-30s %-7s %-6s %-6s %-6s  %s\n", "tensor", "type", "none", "all", "iwd", "folds into / why not");
+  std::printf("   %-30s %-7s %-6s %-6s %-6s  %s\n", "tensor", "type", "none", "all", "iwd",
+              "folds into / why not");
   std::map<std::string, ScaleType> type_of;
   for (const auto& p : m.layout().params()) {
     if (p.role != Role::Scale) continue;
@@ -45,13 +46,15 @@ int main(int argc, char** argv) {
       return r.decays(p) ? "decay" : "-";
     };
     std::printf("   %-30s %-7s %-6s %-6s %-6s  %s\n", p.name.c_str(), scale_type_name(p.scale_type),
-                decays(WdPolicy::None), decays(WdPolicy::All), decays(WdPolicy::Iwd), p.fold.c_str());
+                decays(WdPolicy::None), decays(WdPolicy::All), decays(WdPolicy::Iwd),
+                p.fold.c_str());
     type_of[p.name.substr(0, p.name.rfind('.'))] = p.scale_type;
   }
 
   std::printf("\n2. the types agree with folding\n");
   for (const auto& r : fold_check(sc, 5)) {
-    const bool agrees = (r.type == ScaleType::Input) == (r.change <= 1e-13) && type_of.at(r.site) == r.type;
+    const bool agrees =
+        (r.type == ScaleType::Input) == (r.change <= 1e-13) && type_of.at(r.site) == r.type;
     ok &= agrees;
     std::printf("   %-30s %-7s fold changes logits by %.1e  %s\n", r.site.c_str(),
                 scale_type_name(r.type), r.change, agrees ? "agrees" : "DISAGREES");
@@ -63,7 +66,8 @@ int main(int argc, char** argv) {
   // The γ of an Output-Norm sets the largest attention logit: decay it and attention flattens.
   const int hs = 32, T = 64;
   Rng rng(9);
-  std::printf("\n3. largest attention logit with QK-Norm (head size %d, %d random tokens)\n", hs, T);
+  std::printf("\n3. largest attention logit with QK-Norm (head size %d, %d random tokens)\n", hs,
+              T);
   std::printf("   %-8s %-12s %-12s %s\n", "|γ|", "max logit", "bound", "max attention weight");
   for (double g : {1.0, 0.5, 0.25}) {
     std::vector<double> q(T * hs), k(T * hs), n(T * hs), r(T), y(T * hs), att(T * T);
@@ -94,7 +98,8 @@ int main(int argc, char** argv) {
   std::printf("\n4. training a QK-Norm model: weight decay on no gain / Input gains / all gains\n");
   ModelConfig qk = chapter::model("baseline");
   qk.sc.qk_norm = true;
-  if (!chapter::experiment({{"qk-norm, wd none", qk, "none"}, {"qk-norm, wd iwd", qk, "iwd"},
+  if (!chapter::experiment({{"qk-norm, wd none", qk, "none"},
+                            {"qk-norm, wd iwd", qk, "iwd"},
                             {"qk-norm, wd all", qk, "all"}},
                            steps, seeds))
     return 2;

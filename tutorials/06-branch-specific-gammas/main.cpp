@@ -41,27 +41,34 @@ int main(int argc, char** argv) {
   int steps = 300, seeds = 2, coupling_steps = 300;
   app.add_option("--steps", steps, "training steps per run")->capture_default_str();
   app.add_option("--seeds", seeds, "seeds per arm")->capture_default_str();
-  app.add_option("--coupling-steps", coupling_steps, "training before the coupling is measured")->capture_default_str();
+  app.add_option("--coupling-steps", coupling_steps, "training before the coupling is measured")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   bool ok = true;
   try {
     const TextData data = load_data("", chapter::model("baseline").context);
     std::printf("1. Theorem 2.2 with one shared γ vs branch-specific γ_f (layer 0, lr 1e-4)\n");
-    std::printf("   %-34s %-28s %s\n", "model", "|Δw̃ - predicted| / |pred.|", "share from the other branches");
+    std::printf("   %-34s %-28s %s\n", "model", "|Δw̃ - predicted| / |pred.|",
+                "share from the other branches");
     ScaleConfig shared, hg;
     hg.hg = true;
     const auto a = precond_check(shared, {1e-4}, 5)[0], b = precond_check(hg, {1e-4}, 5)[0];
     std::printf("   %-34s %-28.2e %.2e\n", "shared γ, random init", a.rel_err, a.coupling);
     std::printf("   %-34s %-28.2e %.2e\n", "HG, random init", b.rel_err, b.coupling);
-    const auto c = measure("baseline", coupling_steps, data), d = measure("hg", coupling_steps, data);
-    std::printf("   %-34s %-28.2e %.2e\n", fmt::format("shared γ, after {} steps", coupling_steps).c_str(), c.rel_err, c.coupling);
-    std::printf("   %-34s %-28.2e %.2e\n", fmt::format("HG, after {} steps", coupling_steps).c_str(), d.rel_err, d.coupling);
+    const auto c = measure("baseline", coupling_steps, data),
+               d = measure("hg", coupling_steps, data);
+    std::printf("   %-34s %-28.2e %.2e\n",
+                fmt::format("shared γ, after {} steps", coupling_steps).c_str(), c.rel_err,
+                c.coupling);
+    std::printf("   %-34s %-28.2e %.2e\n",
+                fmt::format("HG, after {} steps", coupling_steps).c_str(), d.rel_err, d.coupling);
     ok &= a.rel_err < 1e-5 && b.rel_err < 1e-5 && c.rel_err < 1e-3 && d.rel_err < 1e-3;
     ok &= b.coupling < 1e-12 && d.coupling < 1e-12 && a.coupling > 0 && c.coupling > 0;
 
     std::printf("\n2. training: shared γ vs HG\n");
-    chapter::compare({{"baseline (shared γ)", chapter::model("baseline")}, {"hg", chapter::model("hg")}},
-                     data, steps, seeds);
+    chapter::compare(
+        {{"baseline (shared γ)", chapter::model("baseline")}, {"hg", chapter::model("hg")}}, data,
+        steps, seeds);
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

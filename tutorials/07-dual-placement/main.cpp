@@ -27,16 +27,20 @@ int main(int argc, char** argv) {
 
   std::printf("1. Theorem 3.1 at u = 1 (2-layer model, random γ, one GD step of lr 1e-3)\n");
   const DualResult r = dual_check(1e-3, 0.0, 3);
-  std::printf("   losses                 input-only %.15f   dual %.15f\n", r.loss_input, r.loss_dual);
-  std::printf("   |∇L|²                  input-only %.9e   dual %.9e\n", r.grad_sq_input, r.grad_sq_dual);
+  std::printf("   losses                 input-only %.15f   dual %.15f\n", r.loss_input,
+              r.loss_dual);
+  std::printf("   |∇L|²                  input-only %.9e   dual %.9e\n", r.grad_sq_input,
+              r.grad_sq_dual);
   std::printf("   |∂L/∂u|²               %.9e   (dual - input-only - this = %.1e)\n", r.grad_sq_u,
               r.grad_sq_dual - r.grad_sq_input - r.grad_sq_u);
   std::printf("   measured loss drop     input-only %.9e   dual %.9e\n", r.drop_input, r.drop_dual);
   ok &= std::abs(r.grad_sq_dual - r.grad_sq_input - r.grad_sq_u) <= 1e-12 * r.grad_sq_input;
   ok &= r.drop_dual > r.drop_input;
 
-  std::printf("\n2. the same comparison with u drawn from [1 - s, 1 + s] (input-only W' = diag(u) W)\n");
-  std::printf("   %-6s %-16s %-16s %s\n", "s", "|∇L|² input-only", "|∇L|² dual", "dual at least as fast?");
+  std::printf(
+      "\n2. the same comparison with u drawn from [1 - s, 1 + s] (input-only W' = diag(u) W)\n");
+  std::printf("   %-6s %-16s %-16s %s\n", "s", "|∇L|² input-only", "|∇L|² dual",
+              "dual at least as fast?");
   for (double s : {0.1, 0.3, 0.5}) {
     const DualResult x = dual_check(1e-3, s, 3);
     std::printf("   %-6.1f %-16.9e %-16.9e %s\n", s, x.grad_sq_input, x.grad_sq_dual,
@@ -44,7 +48,8 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n3. training: baseline vs dp vs dnp\n");
-  if (!chapter::experiment({{"baseline", chapter::model("baseline")}, {"dp", chapter::model("dp")},
+  if (!chapter::experiment({{"baseline", chapter::model("baseline")},
+                            {"dp", chapter::model("dp")},
                             {"dnp", chapter::model("dnp")}},
                            steps, seeds))
     return 2;

@@ -62,7 +62,8 @@ static float sum_warp_tree(const std::vector<float>& x) {
 // One dot product with both operands rounded to precision p, summed exactly (in double): the
 // error of this against the unrounded dot product is the rounding's alone (the GPU sums in fp32,
 // whose error is part 1's, 2^16 times smaller than bf16's).
-static double dot_rounded(const std::vector<float>& a, const std::vector<float>& b, gpu::Precision p) {
+static double dot_rounded(const std::vector<float>& a, const std::vector<float>& b,
+                          gpu::Precision p) {
   double s = 0;
   for (size_t i = 0; i < a.size(); i++)
     s += double(gpu::round_operand(a[i], p)) * double(gpu::round_operand(b[i], p));
@@ -79,8 +80,10 @@ int main(int argc, char** argv) {
   bool ok = true;
   const double u = std::ldexp(1.0, -24);  // fp32 unit roundoff
 
-  std::printf("1. The same sum in two orders, fp32 (u = %.2e), error relative to sum |x_i|, "
-              "%d random vectors per length\n", u, trials);
+  std::printf(
+      "1. The same sum in two orders, fp32 (u = %.2e), error relative to sum |x_i|, "
+      "%d random vectors per length\n",
+      u, trials);
   std::printf("%6s %12s %12s %12s %16s %10s\n", "K", "sequential", "warp tree", "seq vs tree",
               "vs |sum|, worst", "K u");
   Rng rng(10);
@@ -101,12 +104,15 @@ int main(int argc, char** argv) {
     std::printf("%6d %12.2e %12.2e %12.2e %16.2e %10.2e %s\n", K, worst_seq, worst_tree, worst_diff,
                 worst_vs_result, K * u, within ? "" : "FAIL");
   }
-  std::printf("   Columns 2-4: error relative to sum |x_i| (the size of the terms); column 5: the two\n"
-              "   orders' difference relative to the result |sum x_i|. Both orders are correct, neither\n"
-              "   is exact, and where the sum cancels their relative difference is large.\n\n");
+  std::printf(
+      "   Columns 2-4: error relative to sum |x_i| (the size of the terms); column 5: the two\n"
+      "   orders' difference relative to the result |sum x_i|. Both orders are correct, neither\n"
+      "   is exact, and where the sum cancels their relative difference is large.\n\n");
 
-  std::printf("2. One product with rounded operands, error relative to sqrt(sum t_i^2) in units of u,\n"
-              "   %d random dot products per length\n", trials);
+  std::printf(
+      "2. One product with rounded operands, error relative to sqrt(sum t_i^2) in units of u,\n"
+      "   %d random dot products per length\n",
+      trials);
   std::printf("%6s %6s %10s %10s %10s %14s\n", "prec", "K", "rms / u", "worst / u", "bound / u",
               "cancelling: rel");
   for (gpu::Precision p : {gpu::Precision::tf32, gpu::Precision::bf16}) {
@@ -118,7 +124,8 @@ int main(int argc, char** argv) {
         for (auto& v : a) v = float(rng.normal());
         for (auto& v : b) v = float(rng.normal());
         double exact = 0, terms = 0;
-        for (int i = 0; i < K; i++) exact += double(a[i]) * b[i], terms += std::pow(double(a[i]) * b[i], 2);
+        for (int i = 0; i < K; i++)
+          exact += double(a[i]) * b[i], terms += std::pow(double(a[i]) * b[i], 2);
         const double e = std::abs(dot_rounded(a, b, p) - exact) / std::sqrt(terms) / up;
         ss += e * e, worst = std::max(worst, e);
         // b moved along a until the dot product is 1% of sqrt(Σ t²): its terms now cancel.
@@ -128,7 +135,8 @@ int main(int argc, char** argv) {
         for (int i = 0; i < K; i++) b[i] = float(b[i] - a[i] * ((exact - target) / aa));
         double exact_c = 0;
         for (int i = 0; i < K; i++) exact_c += double(a[i]) * b[i];
-        worst_cancel = std::max(worst_cancel, std::abs(dot_rounded(a, b, p) - exact_c) / std::abs(exact_c));
+        worst_cancel =
+            std::max(worst_cancel, std::abs(dot_rounded(a, b, p) - exact_c) / std::abs(exact_c));
       }
       const bool within = worst <= 8;  // the GPU tests' tolerance for one product: 8u
       ok &= within;
@@ -136,8 +144,9 @@ int main(int argc, char** argv) {
                   std::sqrt(ss / trials), worst, 8, worst_cancel, within ? "" : "FAIL");
     }
   }
-  std::printf("   Last column: the worst |rounded - exact| / |exact| of dot products whose terms cancel\n"
-              "   to 1%% of sqrt(sum t_i^2): the same absolute error, 100 times the relative one.\n\n");
+  std::printf(
+      "   Last column: the worst |rounded - exact| / |exact| of dot products whose terms cancel\n"
+      "   to 1%% of sqrt(sum t_i^2): the same absolute error, 100 times the relative one.\n\n");
 
   std::printf("3. RMSNorm + scale vector on the GPU against ref/ops (fp32)\n");
 #ifdef SCALEVEC_HAVE_CUDA
@@ -154,21 +163,23 @@ int main(int argc, char** argv) {
   for (auto& v : g) v = float(1 + 0.3 * rng.normal());
   for (auto& v : dy) v = float(rng.normal());
   // Reference: n = N(x), y = γ ⊙ n; backward dn = γ ⊙ dy, dγ = Σ_rows dy ⊙ n, dx = N'(dn).
-  std::vector<float> n(x.size()), rstd(N), y(x.size()), dn(x.size(), 0.f), dg(C, 0.f), dx(x.size(), 0.f);
+  std::vector<float> n(x.size()), rstd(N), y(x.size()), dn(x.size(), 0.f), dg(C, 0.f),
+      dx(x.size(), 0.f);
   rmsnorm_forward(n.data(), rstd.data(), x.data(), N, C, C, 1e-5f);
   scale_forward(y.data(), n.data(), g.data(), N, C);
   scale_backward(dn.data(), dg.data(), dy.data(), n.data(), g.data(), N, C);
   rmsnorm_backward(dx.data(), dn.data(), n.data(), rstd.data(), N, C, C);
   // The same calls on the device, gpu/ops.h.
-  gpu::DeviceArray<float> X, G, DY, Nn(x.size()), R(N), Y(x.size()), DN(x.size()), DG(C), DX(x.size()),
-      part(gpu::scale_partial_size(N, C));
+  gpu::DeviceArray<float> X, G, DY, Nn(x.size()), R(N), Y(x.size()), DN(x.size()), DG(C),
+      DX(x.size()), part(gpu::scale_partial_size(N, C));
   X.upload(x), G.upload(g), DY.upload(dy), DN.zero(), DG.zero(), DX.zero();
   gpu::rmsnorm_forward(Nn.data(), R.data(), X.data(), N, C, 1e-5f);
   gpu::scale_forward(Y.data(), Nn.data(), G.data(), N, C);
   gpu::scale_backward(DN.data(), DG.data(), DY.data(), Nn.data(), G.data(), N, C, part.data());
   gpu::rmsnorm_backward(DX.data(), DN.data(), Nn.data(), R.data(), N, C);
   // [end]
-  auto report = [&](const char* what, const std::vector<float>& gv, const std::vector<float>& rv, double rtol) {
+  auto report = [&](const char* what, const std::vector<float>& gv, const std::vector<float>& rv,
+                    double rtol) {
     double ss = 0, max_abs = 0, share = 0;
     for (float v : rv) ss += double(v) * v;
     const double rms = std::sqrt(ss / rv.size());
@@ -178,8 +189,8 @@ int main(int argc, char** argv) {
       share = std::max(share, d / (rtol * (std::abs(rv[i]) + rms)));
     }
     ok &= share <= 1;
-    std::printf("   %-4s max abs %.2e, %5.1f%% of |gpu - ref| <= %.0e (|ref| + rms)%s\n", what, max_abs,
-                100 * share, rtol, share <= 1 ? "" : "  FAIL");
+    std::printf("   %-4s max abs %.2e, %5.1f%% of |gpu - ref| <= %.0e (|ref| + rms)%s\n", what,
+                max_abs, 100 * share, rtol, share <= 1 ? "" : "  FAIL");
   };
   report("y", Y.to_host(), y, 2e-5);
   report("dγ", DG.to_host(), dg, 2e-5);

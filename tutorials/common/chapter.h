@@ -62,7 +62,8 @@ inline void compare(const std::vector<Arm>& arms, const TextData& data, int step
       t.wd_policy = parse_wd_policy(arms[a].wd_policy);
       val[a].push_back(run(arms[a].model, t, data));
     }
-  std::printf("   %-22s %-20s %s\n", "arm", "val loss (mean ± std)", "paired diff to the first arm");
+  std::printf("   %-22s %-20s %s\n", "arm", "val loss (mean ± std)",
+              "paired diff to the first arm");
   for (size_t a = 0; a < arms.size(); a++) {
     const auto [m, sd] = mean_std(val[a]);
     std::vector<double> d;
@@ -71,9 +72,10 @@ inline void compare(const std::vector<Arm>& arms, const TextData& data, int step
     const std::string diff = a == 0 ? "-" : fmt::format("{:+.4f} ± {:.4f}", dm, dsd);
     std::printf("   %-22s %.4f ± %.4f      %s\n", arms[a].name.c_str(), m, sd, diff.c_str());
   }
-  std::printf("   (%d steps x %d seeds, 2-layer width-64 model; tiny runs like these are noisy: the\n"
-              "    chapter's measured result comes from `scalevec ablate`, see docs/REPLICATION.md)\n",
-              steps, seeds);
+  std::printf(
+      "   (%d steps x %d seeds, 2-layer width-64 model; tiny runs like these are noisy: the\n"
+      "    chapter's measured result comes from `scalevec ablate`, see docs/REPLICATION.md)\n",
+      steps, seeds);
 }
 
 // compare() on the fortunes corpus; false (after a one-line error) if the corpus is missing.
