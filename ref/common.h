@@ -3,8 +3,10 @@
 // context-carrying message; the CLI prints it and exits non-zero.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -21,6 +23,22 @@ struct Error : std::runtime_error {
 template <class... Args>
 inline void require(bool cond, fmt::format_string<Args...> f, Args&&... args) {
   if (!cond) throw Error(fmt::format(f, std::forward<Args>(args)...));
+}
+
+// A double that the float32 model, optimizers and kernels use: finite, and 0 or a normal float32.
+// A smaller magnitude is 0 or a subnormal in float32 (norm_eps = 1e-300 is an eps of 0 there: NaN
+// from step 2), a larger one is inf. Compared in double: converting an out-of-range double to
+// float is undefined. Used by ModelConfig::validate and TrainConfig::validate.
+inline void require_float32(const char* name, double v) {
+  require(std::isfinite(v), "{} = {} must be a finite number", name, v);
+  const double a = std::fabs(v);
+  const double tiny = std::numeric_limits<float>::min(), big = std::numeric_limits<float>::max();
+  require(a == 0 || a >= tiny,
+          "{} = {} is not usable in float32: it is {} there (the smallest normal float32 is {})",
+          name, v, a <= double(std::numeric_limits<float>::denorm_min()) / 2 ? "0" : "subnormal",
+          std::numeric_limits<float>::min());
+  require(a <= big, "{} = {} is not usable in float32: it is inf there (the largest is {})", name,
+          v, std::numeric_limits<float>::max());
 }
 
 // A duration for progress lines: "58s", "2m42s", "1h05m" ("?" if negative, not finite or absurd).

@@ -3,7 +3,8 @@
 
 Layers, bottom up (a file may include files of its own layer and of the layers below):
 
-  0  ref/common.*, ref/rng.h          errors, thread control, random numbers
+  0  ref/common.*, ref/rng.h,         errors, thread control, random numbers, strict JSON reads
+     ref/json.h
   1  ref/ops/                         forward/backward pairs on raw arrays
   2  ref/params.*                     the parameter layout and its Input/Output tags
   3  ref/scale/                       the scale-vector modules (parameterizations, placements)
@@ -26,7 +27,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LAYERS = [  # (prefix, layer, name)
-    ("ref/common.", 0, "ref base"), ("ref/rng.h", 0, "ref base"),
+    ("ref/common.", 0, "ref base"), ("ref/rng.h", 0, "ref base"), ("ref/json.h", 0, "ref base"),
     ("ref/ops/", 1, "ops"),
     ("ref/params.", 2, "params"),
     ("ref/scale/", 3, "scale"),

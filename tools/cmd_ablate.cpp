@@ -37,7 +37,8 @@ namespace {
 // ------------------------------------------------------------------------------------------------
 // Running.
 
-// Training time summed over the invocations a run took (kept in timing.json while it is unfinished).
+// Training time summed over the invocations a run took (kept in timing.json while it is
+// unfinished).
 struct Timing {
   double seconds = 0, step_seconds = 0;
   int64_t steps = 0;  // optimizer steps timed
@@ -62,7 +63,8 @@ std::vector<std::pair<int, double>> read_val_curve(const std::string& path) {
   std::map<int, double> val;
   for (std::string line; std::getline(f, line);) {
     const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("val_loss")) val[j.at("step").get<int>()] = j.at("val_loss").get<double>();
+    if (j.is_object() && j.contains("val_loss"))
+      val[j.at("step").get<int>()] = j.at("val_loss").get<double>();
   }
   return {val.begin(), val.end()};
 }
@@ -85,7 +87,8 @@ RunResult finished_run(const ArmDef& arm, uint64_t seed, const std::string& dir,
 // grid's steps still to run times the mean wall-clock per step so far (evaluation included).
 class GridProgress {
  public:
-  GridProgress(int runs, int64_t steps_left) : tty_(isatty(2)), runs_(runs), steps_left_(steps_left) {}
+  GridProgress(int runs, int64_t steps_left)
+      : tty_(isatty(2)), runs_(runs), steps_left_(steps_left) {}
 
   void start(int index, const std::string& arm, uint64_t seed, int steps) {
     label_ = fmt::format("run {}/{} {} seed {}", index, runs_, arm, seed);
@@ -99,9 +102,10 @@ class GridProgress {
     if (!tty_ && r.step % every != 0 && r.step != steps_) return;
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-    fmt::print(stderr, "{}{} | step {}/{} | loss {:.4f}{} | grid ETA {}{}", tty_ ? "\r\033[K" : "",
-               label_, r.step, steps_, r.loss, std::isnan(val_) ? "" : fmt::format(" | val {:.4f}", val_),
-               format_duration(elapsed / double(steps_here_) * double(steps_left_)), tty_ ? "" : "\n");
+    fmt::print(
+        stderr, "{}{} | step {}/{} | loss {:.4f}{} | grid ETA {}{}", tty_ ? "\r\033[K" : "", label_,
+        r.step, steps_, r.loss, std::isnan(val_) ? "" : fmt::format(" | val {:.4f}", val_),
+        format_duration(elapsed / double(steps_here_) * double(steps_left_)), tty_ ? "" : "\n");
   }
   void val(double v) { val_ = v; }
   void line(const std::string& s) const { fmt::print(stderr, "{}{}\n", tty_ ? "\r\033[K" : "", s); }
@@ -131,8 +135,10 @@ std::vector<RunResult> stored_runs(const std::string& out, const Grid& g) {
   runs = read_results_csv(out + "/results.csv");
   if (fs::exists(out + "/curves.csv")) read_curves_csv(out + "/curves.csv", runs);
   for (const auto& r : runs)
-    require(std::any_of(g.arms.begin(), g.arms.end(), [&](const StoredArm& a) { return a.name == r.arm; }),
-            "'{}/results.csv' has runs of arm '{}', which '{}/grid.json' does not define", out, r.arm, out);
+    require(std::any_of(g.arms.begin(), g.arms.end(),
+                        [&](const StoredArm& a) { return a.name == r.arm; }),
+            "'{}/results.csv' has runs of arm '{}', which '{}/grid.json' does not define", out,
+            r.arm, out);
   return runs;
 }
 
@@ -168,7 +174,8 @@ int report_only(const Args& a) {
   for (const auto& dir : a.merge) {
     const Grid h = read_grid(dir + "/grid.json");
     for (const auto& arm : h.arms) {
-      require(std::none_of(g.arms.begin(), g.arms.end(), [&](const StoredArm& x) { return x.name == arm.name; }),
+      require(std::none_of(g.arms.begin(), g.arms.end(),
+                           [&](const StoredArm& x) { return x.name == arm.name; }),
               "--merge {}: arm '{}' is also an arm of {}", dir, arm.name, a.out);
       g.arms.push_back(arm);
     }
@@ -181,9 +188,11 @@ int report_only(const Args& a) {
   check_comparable(g);  // merged grids too: the same data and tokens, or no comparison
   if (!a.baseline.empty()) g.baseline = a.baseline;
   auto find = [&](const std::string& name) {
-    return std::find_if(g.arms.begin(), g.arms.end(), [&](const StoredArm& x) { return x.name == name; });
+    return std::find_if(g.arms.begin(), g.arms.end(),
+                        [&](const StoredArm& x) { return x.name == name; });
   };
-  require(find(g.baseline) != g.arms.end(), "--baseline '{}' is not an arm of the grid", g.baseline);
+  require(find(g.baseline) != g.arms.end(), "--baseline '{}' is not an arm of the grid",
+          g.baseline);
   if (!a.arms.empty()) {
     std::vector<StoredArm> chosen;
     std::stringstream ss(a.arms);
@@ -191,7 +200,8 @@ int report_only(const Args& a) {
       require(find(name) != g.arms.end(), "--arms: '{}' is not an arm of the grid", name);
       chosen.push_back(*find(name));
     }
-    if (std::none_of(chosen.begin(), chosen.end(), [&](const StoredArm& x) { return x.name == g.baseline; }))
+    if (std::none_of(chosen.begin(), chosen.end(),
+                     [&](const StoredArm& x) { return x.name == g.baseline; }))
       chosen.insert(chosen.begin(), *find(g.baseline));  // the Δ column needs it
     g.arms = chosen;
   }
@@ -220,11 +230,14 @@ std::vector<ArmDef> requested_arms(const Args& a, const Grid& stored, bool prese
 
   std::vector<ArmDef> defs;
   if (specs.empty()) {
-    require(!stored.arms.empty(), "no arms: name them with --arm NAME=FLAGS, --arms NAME,NAME or "
+    require(!stored.arms.empty(),
+            "no arms: name them with --arm NAME=FLAGS, --arms NAME,NAME or "
             "--arms-file FILE");
-    require(!preset_given && common.empty(), "--preset and common flags apply to the arms given "
+    require(!preset_given && common.empty(),
+            "--preset and common flags apply to the arms given "
             "on the command line (--arm, --arms, --arms-file); the grid's arms keep their own");
-    for (const auto& s : stored.arms) defs.push_back(resolve_arm(s.name, s.preset, s.common, s.flags));
+    for (const auto& s : stored.arms)
+      defs.push_back(resolve_arm(s.name, s.preset, s.common, s.flags));
     return defs;
   }
   for (const auto& spec : specs) {
@@ -235,7 +248,6 @@ std::vector<ArmDef> requested_arms(const Args& a, const Grid& stored, bool prese
   return defs;
 }
 
-
 // What this command runs: its arms × seeds, and the grid (grid.json) they belong to.
 struct Plan {
   Grid grid;
@@ -245,21 +257,25 @@ struct Plan {
 
 // Reads the grid (if any), adds this command's arms and seeds, checks that the arms are comparable
 // and writes grid.json back.
-Plan define_grid(const Args& a, const std::vector<std::string>& argv, bool preset_given, bool seeds_given) {
+Plan define_grid(const Args& a, const std::vector<std::string>& argv, bool preset_given,
+                 bool seeds_given) {
   const std::string grid_path = a.out + "/grid.json";
   Plan p;
   Grid& g = p.grid;
   if (fs::exists(grid_path)) g = read_grid(grid_path);
   p.arms = requested_arms(a, g, preset_given);
   merge_arms(g, p.arms, a.force, a.out);
-  p.seeds = seeds_given ? parse_seeds(a.seeds) : !g.seeds.empty() ? g.seeds : std::vector<uint64_t>{1, 2, 3};
+  p.seeds = seeds_given        ? parse_seeds(a.seeds)
+            : !g.seeds.empty() ? g.seeds
+                               : std::vector<uint64_t>{1, 2, 3};
   for (uint64_t s : p.seeds)
     if (std::find(g.seeds.begin(), g.seeds.end(), s) == g.seeds.end()) g.seeds.push_back(s);
   g.allow_different_tokens = g.allow_different_tokens || a.allow_different_tokens;
   check_comparable(g);
 
   auto has_arm = [&](const std::string& name) {
-    return std::any_of(g.arms.begin(), g.arms.end(), [&](const StoredArm& s) { return s.name == name; });
+    return std::any_of(g.arms.begin(), g.arms.end(),
+                       [&](const StoredArm& s) { return s.name == name; });
   };
   if (!a.baseline.empty()) g.baseline = a.baseline;
   if (g.baseline.empty()) g.baseline = has_arm("baseline") ? "baseline" : g.arms.front().name;
@@ -294,10 +310,13 @@ bool train_run(const ArmDef& arm, uint64_t seed, const std::string& dir, const T
   const TrainResult res = train(arm.model, tcfg, data, opts);
 
   Timing t = read_timing(dir);
-  t.seconds += res.seconds, t.step_seconds += res.step_seconds, t.steps += (int64_t)res.steps.size();
+  t.seconds += res.seconds, t.step_seconds += res.step_seconds,
+      t.steps += (int64_t)res.steps.size();
   if (!res.finished) {
-    write_file_atomically(dir + "/timing.json", json{{"seconds", t.seconds},
-        {"step_seconds", t.step_seconds}, {"steps", t.steps}}.dump() + "\n");
+    write_file_atomically(
+        dir + "/timing.json",
+        json{{"seconds", t.seconds}, {"step_seconds", t.step_seconds}, {"steps", t.steps}}.dump() +
+            "\n");
     progress.line(fmt::format("interrupted: {} at step {} (checkpoint saved)", progress.label(),
                               res.last_step));
     return false;
@@ -306,8 +325,8 @@ bool train_run(const ArmDef& arm, uint64_t seed, const std::string& dir, const T
   r.device = trained_on;
   write_file_atomically(dir + "/result.json", r.to_json().dump(1) + "\n");
   fs::remove(dir + "/timing.json");
-  progress.line(fmt::format("{}: val loss {:.4f} after {} steps ({}, {:.3g} ms/step)", progress.label(),
-                            r.final_val_loss, r.steps, format_duration(r.seconds),
+  progress.line(fmt::format("{}: val loss {:.4f} after {} steps ({}, {:.3g} ms/step)",
+                            progress.label(), r.final_val_loss, r.steps, format_duration(r.seconds),
                             r.sec_per_step * 1e3));
   return true;
 }
@@ -329,7 +348,8 @@ int run_grid(const Args& a, const Plan& p) {
       runs.push_back({&arm, seed, run_dir(a.out, arm.name, seed)});
       if (!fs::exists(runs.back().dir + "/result.json")) steps_left += arm.train.steps;
     }
-  fmt::print(stderr, "scalevec ablate: {} arms × {} seeds = {} runs in {}, baseline '{}', {} threads\n",
+  fmt::print(stderr,
+             "scalevec ablate: {} arms × {} seeds = {} runs in {}, baseline '{}', {} threads\n",
              p.arms.size(), p.seeds.size(), runs.size(), a.out, p.grid.baseline, num_threads());
   write_grid_reports(a.out, p.grid);  // the grid may have changed (arms, seeds, baseline)
 
@@ -347,7 +367,8 @@ int run_grid(const Args& a, const Plan& p) {
     }
     const auto key = std::pair{arm.train.data, arm.model.context};
     if (!data.count(key)) data.emplace(key, load_data(key.first, key.second));
-    const bool finished = !interrupt_flag()->load() && train_run(arm, runs[i].seed, runs[i].dir, data.at(key), a.device, progress);
+    const bool finished = !interrupt_flag()->load() && train_run(arm, runs[i].seed, runs[i].dir,
+                                                                 data.at(key), a.device, progress);
     write_grid_reports(a.out, p.grid);
     if (!finished) {
       progress.line("interrupted; resume with: " + resume_hint);
@@ -360,8 +381,10 @@ int run_grid(const Args& a, const Plan& p) {
     }
   }
   fmt::print("{}", write_grid_reports(a.out, p.grid));
-  fmt::print(stderr, "grid done: {0}/summary.md, {0}/results.csv, {0}/curves.svg, {0}/delta.svg, "
-             "{0}/paired.svg\n", a.out);
+  fmt::print(stderr,
+             "grid done: {0}/summary.md, {0}/results.csv, {0}/curves.svg, {0}/delta.svg, "
+             "{0}/paired.svg\n",
+             a.out);
   return 0;
 }
 
@@ -378,34 +401,42 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
                   "an arm: NAME=FLAGS with its train flags as one quoted string (--arm "
                   "\"lowlr=--lr 1e-3\"; --arm plain= for no flags), or a built-in NAME; repeatable")
       ->allow_extra_args(false);
-  cmd->add_option("--arms", a->arms, "built-in arms by name, comma-separated (e.g. baseline,none,iwd)");
+  cmd->add_option("--arms", a->arms,
+                  "built-in arms by name, comma-separated (e.g. baseline,none,iwd)");
   cmd->add_option("--arms-file", a->arms_file,
                   "a file of arms, one per line as for --arm ('#' starts a comment)");
-  cmd->add_option("--seeds", a->seeds, "seeds, run for every arm: 1,2,3 or 1-5 [default: the grid's; "
+  cmd->add_option("--seeds", a->seeds,
+                  "seeds, run for every arm: 1,2,3 or 1-5 [default: the grid's; "
                   "for a new grid 1,2,3]");
   cmd->add_option("--preset", a->preset, "model and training preset the arms start from")
       ->check(CLI::IsMember(model_preset_list()))
       ->capture_default_str();
-  cmd->add_option("--baseline", a->baseline, "the arm the others are compared with [default: the "
+  cmd->add_option("--baseline", a->baseline,
+                  "the arm the others are compared with [default: the "
                   "arm named baseline, else the first]");
-  cmd->add_option("--common", a->common, "train flags every arm shares, as one quoted string "
+  cmd->add_option("--common", a->common,
+                  "train flags every arm shares, as one quoted string "
                   "(or after --); the arm's own flags override them");
-  cmd->add_option("train-flags", a->common_words, "train flags every arm shares, after -- (e.g. -- "
+  cmd->add_option("train-flags", a->common_words,
+                  "train flags every arm shares, after -- (e.g. -- "
                   "--steps 300 --eval-every 50 --data FILE)");
   cmd->add_flag("--allow-different-tokens", a->allow_different_tokens,
                 "allow arms that differ in --steps, --batch or --context");
-  cmd->add_flag("--force", a->force, "redefine arms whose flags changed since grid.json, deleting "
+  cmd->add_flag("--force", a->force,
+                "redefine arms whose flags changed since grid.json, deleting "
                 "their runs");
-  cmd->add_option("--threads", a->threads, "CPU threads (0 = OpenMP default)")->check(at_least(0));
+  cmd->add_option("--threads", a->threads, threads_help())->check(thread_count());
   add_device_options(cmd, a->device);
   cmd->add_option("--stop-after-runs", a->stop_after_runs,
-                  "stop (resumably) after training this many runs")->check(at_least(1));
+                  "stop (resumably) after training this many runs")
+      ->check(at_least(1));
   CLI::Option* report = cmd->add_flag(
       "--report-only", a->report_only,
       "train nothing: redraw the reports of the grid in --out from its runs' result.json files, or "
       "from its results.csv and curves.csv alone (how the grids in docs/replication are kept), and "
       "print the summary");
-  cmd->add_option("--report-to", a->report_to, "--report-only: write the reports here instead of --out")
+  cmd->add_option("--report-to", a->report_to,
+                  "--report-only: write the reports here instead of --out")
       ->needs(report);
   cmd->add_option("--merge", a->merge,
                   "--report-only: also report the arms and runs of this grid (repeatable); its "
@@ -413,7 +444,8 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
       ->needs(report);
   std::string builtin;
   for (const auto& [name, flags] : kBuiltinArms)
-    builtin += fmt::format("\n  {:<18} {}", name, flags.empty() ? "(no flags: the preset as is)" : flags);
+    builtin +=
+        fmt::format("\n  {:<18} {}", name, flags.empty() ? "(no flags: the preset as is)" : flags);
   cmd->footer(
       "An arm is a name and a set of `scalevec train` flags; every arm runs once per seed, in this "
       "process, one run after another. Finished runs are skipped and interrupted ones resume from "
@@ -422,31 +454,41 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
       "summary.md (per arm: final validation loss mean ± std over seeds, the paired difference to "
       "the baseline arm, time per step and its overhead, where the runs trained), curves.svg "
       "(validation loss curves, mean and min..max band over seeds; the points in curves.csv), "
-      "delta.svg (each arm minus the baseline, seed by seed) and paired.svg (the final differences, a "
+      "delta.svg (each arm minus the baseline, seed by seed) and paired.svg (the final "
+      "differences, a "
       "dot per seed). Runs live in DIR/runs/<arm>/seed<k>/; the grid's definition in "
       "DIR/grid.json.\n\n"
-      "Built-in arms:" + builtin +
+      "Built-in arms:" +
+      builtin +
       "\n\nArm flags are parsed exactly as `scalevec train` parses them; --seed, --out, --resume, "
       "--preset, --threads, --device and --precision are ablate's own, and --data may only be a "
-      "common flag. Every run sees the same tokens: arms that change --steps, --batch or --context are refused. An arm of an "
+      "common flag. Every run sees the same tokens: arms that change --steps, --batch or --context "
+      "are refused. An arm of an "
       "existing grid must keep its definition (or --force). Unless given, --ckpt-every is "
       "--eval-every, so a killed grid loses little.\n\nExamples:\n"
-      "  scalevec ablate --out abl --arms baseline,none,iwd --seeds 1-3 -- --steps 300 --eval-every 50\n"
-      "  scalevec ablate --out abl --arm baseline= --arm \"lowlr=--lr 1e-3\" --common \"--steps 300\"\n"
+      "  scalevec ablate --out abl --arms baseline,none,iwd --seeds 1-3 -- --steps 300 "
+      "--eval-every 50\n"
+      "  scalevec ablate --out abl --arm baseline= --arm \"lowlr=--lr 1e-3\" --common \"--steps "
+      "300\"\n"
       "  scalevec ablate --out abl          (continue the grid, e.g. after Ctrl-C)\n"
       "  scalevec ablate --out docs/replication/tiny-adamw --report-only --report-to /tmp/r\n"
       "  scalevec ablate --out docs/replication/tiny-adamw --merge docs/replication/tiny-qknorm "
       "--report-only --report-to /tmp/r --baseline qk --arms qk,dnp,unified");
   return [=]() -> int {
     if (a->report_only) {
-      for (const char* o : {"--arm", "--arms-file", "--seeds", "--preset", "--common", "train-flags",
-                            "--force", "--allow-different-tokens", "--stop-after-runs"})
-        require(cmd->get_option(o)->count() == 0, "--report-only trains nothing: {} does not apply "
-                "(--arms chooses the arms shown, --baseline the arm they are compared with)", o);
+      for (const char* o :
+           {"--arm", "--arms-file", "--seeds", "--preset", "--common", "train-flags", "--force",
+            "--allow-different-tokens", "--stop-after-runs"})
+        require(cmd->get_option(o)->count() == 0,
+                "--report-only trains nothing: {} does not apply "
+                "(--arms chooses the arms shown, --baseline the arm they are compared with)",
+                o);
       return report_only(*a);
     }
     set_num_threads(a->threads);
     a->device.validate();
+    fs::create_directories(a->out);
+    const RunLock lock(a->out);  // one ablate per grid directory (each run locks its own too)
     const Plan plan = define_grid(*a, argv, cmd->get_option("--preset")->count() > 0,
                                   cmd->get_option("--seeds")->count() > 0);
     return run_grid(*a, plan);

@@ -50,7 +50,7 @@ struct BenchArgs {
   std::string python = SCALEVEC_PYTHON;
   std::string json_out;
   std::string keep_dir;  // "" = temporary directories, removed at the end
-  DeviceChoice where;  // cpu | cuda, and on cuda the precision of the matrix products, both sides
+  DeviceChoice where;    // cpu | cuda, and on cuda the precision of the matrix products, both sides
   bool torch_compile = false;  // also time PyTorch with torch.compile
   double peak_tflops = 0;      // > 0: print model FLOP utilisation against this peak
 };
@@ -63,9 +63,9 @@ double median(std::vector<double> v) {
 
 // One side's measurement: the timed steps of every round, then their summary.
 struct Timing {
-  double loss0 = 0;                   // loss of the initial weights on the batch
-  std::vector<double> times;          // every timed step in seconds, rounds in order
-  std::vector<double> round_medians;  // median step time of each round
+  double loss0 = 0;                         // loss of the initial weights on the batch
+  std::vector<double> times;                // every timed step in seconds, rounds in order
+  std::vector<double> round_medians;        // median step time of each round
   double step_s = 0, min_s = 0, max_s = 0;  // median, fastest and slowest timed step
   double tokens_per_s = 0, flops_per_s = 0;
 
@@ -81,10 +81,13 @@ struct Timing {
     flops_per_s = flops_per_token * tokens_per_s;
   }
   json to_json() const {
-    return {{"loss", loss0},           {"step_s", step_s},
-            {"step_s_min", min_s},     {"step_s_max", max_s},
+    return {{"loss", loss0},
+            {"step_s", step_s},
+            {"step_s_min", min_s},
+            {"step_s_max", max_s},
             {"round_step_s", round_medians},
-            {"tokens_per_s", tokens_per_s}, {"flops_per_s", flops_per_s}};
+            {"tokens_per_s", tokens_per_s},
+            {"flops_per_s", flops_per_s}};
   }
 };
 
@@ -105,8 +108,9 @@ std::string capture(const std::string& cmd, int* status) {
 // The environment PyTorch runs in: the OpenMP build of OpenBLAS first on the library path (it
 // shares libgomp's pool with torch's own OpenMP loops, like ours does) and our thread count.
 std::string python_env(int threads) {
-  return fmt::format("LD_LIBRARY_PATH={}\"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\" OMP_NUM_THREADS={} ",
-                     shell_quote(SCALEVEC_OPENBLAS_LIBDIR), threads);
+  return fmt::format(
+      "LD_LIBRARY_PATH={}\"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\" OMP_NUM_THREADS={} ",
+      shell_quote(SCALEVEC_OPENBLAS_LIBDIR), threads);
 }
 
 // The PyTorch peer in the source tree; SCALEVEC_SOURCE_DIR in the environment overrides the tree
@@ -118,15 +122,19 @@ std::string torch_script() {
 
 // Fails early, in one line, when the PyTorch side cannot run. Returns torch's version.
 std::string check_torch(const std::string& python, int threads) {
-  require(fs::exists(torch_script()), "PyTorch reference '{}' not found (pass --no-torch to "
-          "benchmark scalevec alone)", torch_script());
+  require(fs::exists(torch_script()),
+          "PyTorch reference '{}' not found (pass --no-torch to "
+          "benchmark scalevec alone)",
+          torch_script());
   int status = 0;
   std::string v = capture(python_env(threads) + shell_quote(python) +
-                              " -c 'import torch; print(torch.__version__)' 2>/dev/null", &status);
+                              " -c 'import torch; print(torch.__version__)' 2>/dev/null",
+                          &status);
   v.erase(std::remove(v.begin(), v.end(), '\n'), v.end());
   require(status == 0 && !v.empty(),
           "'{}' cannot import torch (install Debian's python3-torch and use /usr/bin/python3 via "
-          "--python, or pass --no-torch to benchmark scalevec alone)", python);
+          "--python, or pass --no-torch to benchmark scalevec alone)",
+          python);
   return v;
 }
 
@@ -164,8 +172,10 @@ Batch bench_batch(int B, int Tn, uint64_t seed, std::string* source) {
 class Progress {
  public:
   void show(const std::string& s) {
-    if (tty_) fmt::print(stderr, "\r{:<78}", s);
-    else fmt::print(stderr, "{}\n", s);
+    if (tty_)
+      fmt::print(stderr, "\r{:<78}", s);
+    else
+      fmt::print(stderr, "{}\n", s);
   }
   void done() {
     if (tty_) fmt::print(stderr, "\n");
@@ -187,8 +197,8 @@ std::vector<double> time_steps(const std::function<double()>& step, const BenchA
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     if (i >= a.warmup) times.push_back(dt);
     progress.show(fmt::format("[bench] {}: {} {} {}/{}: {:.1f} ms, loss {:.4f}", what, impl,
-                              i < a.warmup ? "warmup" : "step", i + 1, a.warmup + a.steps,
-                              dt * 1e3, loss));
+                              i < a.warmup ? "warmup" : "step", i + 1, a.warmup + a.steps, dt * 1e3,
+                              loss));
   }
   progress.done();
   return times;
@@ -202,8 +212,8 @@ std::pair<double, std::vector<double>> time_torch(const std::string& dir, const 
       "{}{} {} bench --dir {} --steps {} --warmup {} --threads {} --lr {:.17g} --beta1 {:.17g} "
       "--beta2 {:.17g} --eps {:.17g} --weight-decay {:.17g} --wd-policy {} --grad-clip {:.17g}{}",
       python_env(threads), shell_quote(a.python), shell_quote(torch_script()), shell_quote(dir),
-      a.steps, a.warmup, threads, tcfg.lr, tcfg.beta1, tcfg.beta2, tcfg.adam_eps,
-      tcfg.weight_decay, wd_policy_name(tcfg.wd_policy), tcfg.grad_clip, tcfg.wd_embed ? " --decay-embeddings" : "");
+      a.steps, a.warmup, threads, tcfg.lr, tcfg.beta1, tcfg.beta2, tcfg.adam_eps, tcfg.weight_decay,
+      wd_policy_name(tcfg.wd_policy), tcfg.grad_clip, tcfg.wd_embed ? " --decay-embeddings" : "");
   const std::string full = cmd + " --device " + a.where.device + " --precision " +
                            a.where.precision + (compile ? " --compile" : "");
   int status = 0;
@@ -221,7 +231,8 @@ std::pair<double, std::vector<double>> time_torch(const std::string& dir, const 
   try {
     return {j.at("loss").get<double>(), j.at("step_times").get<std::vector<double>>()};
   } catch (const json::exception& e) {
-    throw Error(fmt::format("unexpected JSON from the PyTorch benchmark ({}): '{}'", e.what(), out));
+    throw Error(
+        fmt::format("unexpected JSON from the PyTorch benchmark ({}): '{}'", e.what(), out));
   }
 }
 
@@ -256,7 +267,8 @@ struct WorkDir {
 // rounding cuBLAS leaves open; 2^-8 for bf16): still far below what a different model gives.
 double loss_tolerance(double loss, const std::string& precision) {
   const gpu::Precision p = gpu::parse_precision(precision);
-  return (p == gpu::Precision::fp32 ? 256.0 : 8.0) * gpu::tolerance_roundoff(p) * std::max(1.0, std::fabs(loss));
+  return (p == gpu::Precision::fp32 ? 256.0 : 8.0) * gpu::tolerance_roundoff(p) *
+         std::max(1.0, std::fabs(loss));
 }
 
 struct PresetResult {
@@ -282,8 +294,8 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   r.params = model.layout().total();
   r.flops_per_token = model.flops_per_token(r.Tn);
   const Batch batch = bench_batch(r.B, r.Tn, tcfg.seed, &r.batch_source);
-  fmt::print(stderr, "[bench] {}: {} parameters, batch {}x{} from {}\n", name, r.params, r.B,
-             r.Tn, r.batch_source);
+  fmt::print(stderr, "[bench] {}: {} parameters, batch {}x{} from {}\n", name, r.params, r.B, r.Tn,
+             r.batch_source);
   TrainConfig t = tcfg;
   t.optimizer = OptimizerKind::AdamW;  // both sides: AdamW at the preset's peak learning rate
   const auto opt = make_optimizer<float>(model.layout(), t);
@@ -316,7 +328,8 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
     return time_steps(step, a, what, "scalevec " + a.where.device);
   };
   for (int round = 1; round <= a.rounds; round++) {
-    const std::string what = a.rounds > 1 ? fmt::format("{} round {}/{}", name, round, a.rounds) : name;
+    const std::string what =
+        a.rounds > 1 ? fmt::format("{} round {}/{}", name, round, a.rounds) : name;
     auto run_torch = [&] {
       fmt::print(stderr, "[bench] {}: PyTorch ({})\n", what, torch_script());
       auto [torch_loss, times] = time_torch(dir.path, tcfg, a, threads, false);
@@ -329,7 +342,8 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
           r.torch_compiled.loss0 = closs;
           r.torch_compiled.add_round(ctimes);
         } catch (const Error& e) {
-          fmt::print(stderr, "[bench] {}: torch.compile failed, its row is left out: {}\n", what, e.what());
+          fmt::print(stderr, "[bench] {}: torch.compile failed, its row is left out: {}\n", what,
+                     e.what());
           r.has_compiled = false;
         }
       }
@@ -348,28 +362,31 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
 
 void print_table(const std::vector<PresetResult>& results, int threads, const BenchArgs& a) {
   const bool cuda = a.where.device == "cuda";
-  fmt::print("\nscalevec bench: {}; median of {} training steps ({} round{} of {} after {} "
-             "warmup); model FLOPs/token = 6*(matrix+head weights) + 12*L*T*C\n",
-             cuda ? engine_description(a.where)
-                  : fmt::format("{} threads, {}", threads, blas_kernel_description()),
-             a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
+  fmt::print(
+      "\nscalevec bench: {}; median of {} training steps ({} round{} of {} after {} "
+      "warmup); model FLOPs/token = 6*(matrix+head weights) + 12*L*T*C\n",
+      cuda ? engine_description(a.where)
+           : fmt::format("{} threads, {}", threads, blas_kernel_description()),
+      a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
   const bool mfu = a.peak_tflops > 0;
   fmt::print("{:<6} {:>8} {:>8} {:<15} {:>9} {:>9} {:>10} {:>9} {:>9}{}\n", "preset", "params",
              "batch", "impl", "step ms", "min ms", "tok/s", "GFLOP/s", "loss@init",
              mfu ? fmt::format(" {:>6}", "MFU") : "");
   for (const auto& r : results) {
     auto row = [&](const std::string& impl, const Timing& t, const std::string& pre) {
-      fmt::print("{:<6} {:>8} {:>8} {:<15} {:>9.1f} {:>9.1f} {:>10.0f} {:>9.1f} {:>9.5f}{}\n", pre,
-                 pre.empty() ? "" : fmt::format("{:.2f}M", r.params / 1e6),
-                 pre.empty() ? "" : fmt::format("{}x{}", r.B, r.Tn), impl, t.step_s * 1e3,
-                 t.min_s * 1e3, t.tokens_per_s, t.flops_per_s / 1e9, t.loss0,
-                 mfu ? fmt::format(" {:>5.1f}%", 100 * t.flops_per_s / (a.peak_tflops * 1e12)) : "");
+      fmt::print(
+          "{:<6} {:>8} {:>8} {:<15} {:>9.1f} {:>9.1f} {:>10.0f} {:>9.1f} {:>9.5f}{}\n", pre,
+          pre.empty() ? "" : fmt::format("{:.2f}M", r.params / 1e6),
+          pre.empty() ? "" : fmt::format("{}x{}", r.B, r.Tn), impl, t.step_s * 1e3, t.min_s * 1e3,
+          t.tokens_per_s, t.flops_per_s / 1e9, t.loss0,
+          mfu ? fmt::format(" {:>5.1f}%", 100 * t.flops_per_s / (a.peak_tflops * 1e12)) : "");
     };
     auto ratio = [&](const std::string& label, const Timing& peer) {
       const double diff = std::fabs(r.ours.loss0 - peer.loss0);
       fmt::print("{:<6} {:>8} {:>8} {:<15} {:>8.3f}x {:>9} {:>9.3f}x {:>9} |diff| {:.2e} {}\n", "",
-                 "", "", label, r.ours.step_s / peer.step_s, "", r.ours.tokens_per_s / peer.tokens_per_s,
-                 "", diff, diff <= loss_tolerance(r.ours.loss0, a.where.precision) ? "ok" : "MISMATCH");
+                 "", "", label, r.ours.step_s / peer.step_s, "",
+                 r.ours.tokens_per_s / peer.tokens_per_s, "", diff,
+                 diff <= loss_tolerance(r.ours.loss0, a.where.precision) ? "ok" : "MISMATCH");
     };
     row(cuda ? "scalevec-cuda" : "scalevec", r.ours, r.preset);
     if (!r.has_torch) continue;
@@ -379,22 +396,31 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
     if (r.has_compiled) ratio("ratio-compile", r.torch_compiled);
   }
   if (std::any_of(results.begin(), results.end(), [](const auto& r) { return r.has_torch; }))
-    fmt::print("ratio = scalevec / pytorch: step time below 1x and tok/s above 1x mean scalevec "
-               "is faster; |diff| = loss difference at the initial weights\n");
+    fmt::print(
+        "ratio = scalevec / pytorch: step time below 1x and tok/s above 1x mean scalevec "
+        "is faster; |diff| = loss difference at the initial weights\n");
 }
 
 json to_json(const std::vector<PresetResult>& results, int threads, const BenchArgs& a,
              const std::string& torch_version) {
-  json j = {{"threads", threads}, {"steps", a.steps}, {"warmup", a.warmup}, {"rounds", a.rounds},
-            {"torch_version", torch_version}, {"device", a.where.device}, {"precision", a.where.precision},
+  json j = {{"threads", threads},
+            {"steps", a.steps},
+            {"warmup", a.warmup},
+            {"rounds", a.rounds},
+            {"torch_version", torch_version},
+            {"device", a.where.device},
+            {"precision", a.where.precision},
             {"blas", blas_kernel_description()},
             {"results", json::array()}};
   if (a.where.device == "cuda") j["device_name"] = engine_description(a.where);
   if (a.peak_tflops > 0) j["peak_tflops"] = a.peak_tflops;
   for (const auto& r : results) {
-    json e = {{"preset", r.preset},   {"batch", {r.B, r.Tn}},
-              {"params", r.params},   {"flops_per_token", r.flops_per_token},
-              {"batch_source", r.batch_source}, {"scalevec", r.ours.to_json()}};
+    json e = {{"preset", r.preset},
+              {"batch", {r.B, r.Tn}},
+              {"params", r.params},
+              {"flops_per_token", r.flops_per_token},
+              {"batch_source", r.batch_source},
+              {"scalevec", r.ours.to_json()}};
     if (r.has_torch) {
       e["torch"] = r.torch.to_json();
       e["ratio_tokens_per_s"] = r.ours.tokens_per_s / r.torch.tokens_per_s;
@@ -422,38 +448,45 @@ Action add_bench(CLI::App& app) {
       "A step is: forward on a fixed batch (the preset's training batch B x context, drawn from "
       "the default corpus), zero_grad, backward, global gradient-norm clipping and one AdamW "
       "update, as in `scalevec train`. Reported: the median step time over --steps steps after "
-      "--warmup untimed ones (times --rounds), tokens/s = B*T / step time, and model FLOP/s = tokens/s * "
+      "--warmup untimed ones (times --rounds), tokens/s = B*T / step time, and model FLOP/s = "
+      "tokens/s * "
       "(6 * matrix weights + 12*L*T*C). PyTorch (tools/torch_ref.py, run with --python, "
       "LD_LIBRARY_PATH set to the OpenMP OpenBLAS and OMP_NUM_THREADS = --threads) starts from the "
       "same checkpoint; its loss at the initial weights must equal ours to float32 round-off "
       "(exit 1 otherwise).");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("--presets", a->presets, "comma-separated presets to measure")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "CPU threads for both sides (0 = OpenMP default)")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--presets", a->presets, "comma-separated presets to measure")
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads, threads_help("CPU threads for both sides"))
+      ->check(thread_count());
   cmd->add_option("--steps", a->steps, "timed training steps per round, preset and side")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(at_least(1))
+      ->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "untimed steps before them")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_option("--rounds", a->rounds,
                   "alternate scalevec and PyTorch this many times per preset (more robust on a "
                   "noisy machine); the median is over all rounds' steps")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(at_least(1))
+      ->capture_default_str();
   cmd->add_flag("--no-torch", a->no_torch, "measure scalevec only (no PyTorch comparison)");
   cmd->add_option("--python", a->python, "Python interpreter with PyTorch")->capture_default_str();
   cmd->add_option("--json", a->json_out, "also write the results to this JSON file");
-  add_device_options(cmd, a->where,
-                     "where scalevec and PyTorch train: cpu, or cuda (the GPU mirror against PyTorch "
-                     "on the same GPU; needs a build with CUDA and a device)",
-                     "matrix products on the GPU, the same on both sides: fp32 (PyTorch without "
-                     "TF32), tf32 (PyTorch with TF32 allowed) or bf16 (ours: bf16 operands, fp32 "
-                     "sums and outputs; PyTorch: autocast to bfloat16). cpu is fp32 only");
-  cmd->add_flag("--torch-compile", a->torch_compile,
-                "also time PyTorch with torch.compile (a third row; compiling happens in its warmup)");
+  add_device_options(
+      cmd, a->where,
+      "where scalevec and PyTorch train: cpu, or cuda (the GPU mirror against PyTorch "
+      "on the same GPU; needs a build with CUDA and a device)",
+      "matrix products on the GPU, the same on both sides: fp32 (PyTorch without "
+      "TF32), tf32 (PyTorch with TF32 allowed) or bf16 (ours: bf16 operands, fp32 "
+      "sums and outputs; PyTorch: autocast to bfloat16). cpu is fp32 only");
+  cmd->add_flag(
+      "--torch-compile", a->torch_compile,
+      "also time PyTorch with torch.compile (a third row; compiling happens in its warmup)");
   cmd->add_option("--peak-tflops", a->peak_tflops,
                   "the device's peak FLOP/s in TFLOP/s for this precision: adds a model FLOP "
-                  "utilisation (MFU) column")
-      ->check(CLI::NonNegativeNumber);
+                  "utilisation (MFU) column; finite and > 0")
+      ->check(finite_positive());
   cmd->add_option("--keep", a->keep_dir,
                   "keep each preset's initial checkpoint and batch in DIR/<preset> (to rerun "
                   "tools/torch_ref.py on them by hand)");
@@ -461,14 +494,16 @@ Action add_bench(CLI::App& app) {
   return [=]() -> int {
     const std::vector<std::string> presets = split_presets(a->presets);
     a->where.validate();
-    make_engine(a->where, train_preset("tiny"));  // refuses --device cuda here and now if it cannot run
+    make_engine(a->where,
+                train_preset("tiny"));  // refuses --device cuda here and now if it cannot run
     if (a->where.device == "cuda") fmt::print(stderr, "[bench] {}\n", engine_description(a->where));
     set_num_threads(a->threads);
     const int threads = num_threads();
     // Check the PyTorch side before spending minutes on ours.
     const std::string torch_version = a->no_torch ? "" : check_torch(a->python, threads);
     if (!a->no_torch)
-      fmt::print(stderr, "[bench] PyTorch {} via {}, {} threads\n", torch_version, a->python, threads);
+      fmt::print(stderr, "[bench] PyTorch {} via {}, {} threads\n", torch_version, a->python,
+                 threads);
     std::vector<PresetResult> results;
     for (const auto& p : presets) results.push_back(bench_preset(p, *a, threads));
     print_table(results, threads, *a);
@@ -478,10 +513,13 @@ Action add_bench(CLI::App& app) {
       require(out.good(), "cannot write '{}'", a->json_out);
     }
     for (const auto& r : results)
-      if (r.has_torch && std::fabs(r.ours.loss0 - r.torch.loss0) > loss_tolerance(r.ours.loss0, a->where.precision)) {
-        fmt::print(stderr, "error: {}: PyTorch's loss at the initial weights differs from ours by "
+      if (r.has_torch && std::fabs(r.ours.loss0 - r.torch.loss0) >
+                             loss_tolerance(r.ours.loss0, a->where.precision)) {
+        fmt::print(stderr,
+                   "error: {}: PyTorch's loss at the initial weights differs from ours by "
                    "{:.3e} (tolerance {:.3e}): the two programs do not compute the same model\n",
-                   r.preset, std::fabs(r.ours.loss0 - r.torch.loss0), loss_tolerance(r.ours.loss0, a->where.precision));
+                   r.preset, std::fabs(r.ours.loss0 - r.torch.loss0),
+                   loss_tolerance(r.ours.loss0, a->where.precision));
         return 1;
       }
     return 0;

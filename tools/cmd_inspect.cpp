@@ -19,19 +19,24 @@ static size_t count_type(const ParamLayout& L, ScaleType t) {
 
 Action add_inspect(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
-      "inspect", "List the scale vectors (type Input/Output, weight decay, fold), the scale share, "
-               "and parameters whose gradient is structurally zero");
+      "inspect",
+      "List the scale vectors (type Input/Output, weight decay, fold), the scale share, "
+      "and parameters whose gradient is structurally zero");
   struct Args {
     std::string preset = "tiny", ckpt, wd_policy = "none";
     bool all = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--preset", a->preset, "architecture: " + std::string(model_preset_names()))
-      ->check(CLI::IsMember(model_preset_list()))->capture_default_str();
+      ->check(CLI::IsMember(model_preset_list()))
+      ->capture_default_str();
   auto mf = std::make_shared<FlagSet<ModelConfig>>(model_flags(*cmd));
-  cmd->add_option("--ckpt", a->ckpt, "inspect the model of this run directory / checkpoint instead");
-  cmd->add_option("--wd-policy", a->wd_policy, "weight-decay policy whose decisions to show: none, all, iwd")
-      ->check(CLI::IsMember(wd_policy_list()))->capture_default_str();
+  cmd->add_option("--ckpt", a->ckpt,
+                  "inspect the model of this run directory / checkpoint instead");
+  cmd->add_option("--wd-policy", a->wd_policy,
+                  "weight-decay policy whose decisions to show: none, all, iwd")
+      ->check(CLI::IsMember(wd_policy_list()))
+      ->capture_default_str();
   cmd->add_flag("--all", a->all, "list every tensor, not only the scale vectors");
   return [=]() -> int {
     ModelConfig cfg = model_preset(a->preset);
@@ -45,10 +50,11 @@ Action add_inspect(CLI::App& app) {
     const Transformer<float> model(cfg, 0);
     DecayRule rule;
     rule.scale_policy = parse_wd_policy(a->wd_policy);
-    fmt::print("scale strategy: {} (param {}, hg {}, dp {}, dnp {}, qk-norm {}, post-norm {}); "
-               "weight-decay policy shown: {}\n\n",
-               cfg.scale, scale_param_name(cfg.sc.param), cfg.sc.hg, branches_to_string(cfg.sc.dp),
-               branches_to_string(cfg.sc.dnp), cfg.sc.qk_norm, cfg.sc.post_norm, a->wd_policy);
+    fmt::print(
+        "scale strategy: {} (param {}, hg {}, dp {}, dnp {}, qk-norm {}, post-norm {}); "
+        "weight-decay policy shown: {}\n\n",
+        cfg.scale, scale_param_name(cfg.sc.param), cfg.sc.hg, branches_to_string(cfg.sc.dp),
+        branches_to_string(cfg.sc.dnp), cfg.sc.qk_norm, cfg.sc.post_norm, a->wd_policy);
     const bool all = a->all;
     fmt::print("{:<34} {:>9} {:>8}  {:<9} {:<6} {:<5}  {}\n", "tensor", "shape", "numel", "role",
                "type", "decay", "folds into / why not");
@@ -63,17 +69,18 @@ Action add_inspect(CLI::App& app) {
                  p.note.empty() ? "" : "  [" + p.note + "]");
     }
     if (!all) fmt::print("(matrices, embedding and head not listed: --all lists every tensor)\n");
-    for (const ParamInfo* p : zero_grad)
-      fmt::print("note: {}: {}\n", p->name, p->note);
+    for (const ParamInfo* p : zero_grad) fmt::print("note: {}: {}\n", p->name, p->note);
     const auto& L = model.layout();
     fmt::print("\nscale vectors: {} tensors; Input-type {} parameters, Output-type {}\n",
-               std::count_if(L.params().begin(), L.params().end(), [](const ParamInfo& p) { return p.role == Role::Scale; }),
+               std::count_if(L.params().begin(), L.params().end(),
+                             [](const ParamInfo& p) { return p.role == Role::Scale; }),
                count_type(L, ScaleType::Input), count_type(L, ScaleType::Output));
     const double total = double(L.total()), sc = double(L.count_role(Role::Scale));
-    fmt::print("\ntotal {} parameters: matrices {}, head {}, embedding {}, scale vectors {} "
-               "({:.3e} of all, {:.4f}%)\n",
-               L.total(), L.count_role(Role::Matrix), L.count_role(Role::Head),
-               L.count_role(Role::Embedding), L.count_role(Role::Scale), sc / total, 100 * sc / total);
+    fmt::print(
+        "\ntotal {} parameters: matrices {}, head {}, embedding {}, scale vectors {} "
+        "({:.3e} of all, {:.4f}%)\n",
+        L.total(), L.count_role(Role::Matrix), L.count_role(Role::Head),
+        L.count_role(Role::Embedding), L.count_role(Role::Scale), sc / total, 100 * sc / total);
     return 0;
   };
 }

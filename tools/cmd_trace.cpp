@@ -37,11 +37,16 @@ std::string quoted_bytes(const int32_t* t, int n) {
   std::string s = "\"";
   for (int i = 0; i < n; i++) {
     const int c = t[i];
-    if (c == '\n') s += "\\n";
-    else if (c == '\t') s += "\\t";
-    else if (c == '"' || c == '\\') s += '\\', s += char(c);
-    else if (c >= 32 && c < 127) s += char(c);
-    else s += fmt::format("\\x{:02x}", c);
+    if (c == '\n')
+      s += "\\n";
+    else if (c == '\t')
+      s += "\\t";
+    else if (c == '"' || c == '\\')
+      s += '\\', s += char(c);
+    else if (c >= 32 && c < 127)
+      s += char(c);
+    else
+      s += fmt::format("\\x{:02x}", c);
   }
   return s + "\"";
 }
@@ -72,8 +77,9 @@ struct LineFormat {
 
 Action add_trace(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
-      "trace", "Step through one forward and backward pass (double): every named step and every "
-               "gradient, with shape, rms and first values");
+      "trace",
+      "Step through one forward and backward pass (double): every named step and every "
+      "gradient, with shape, rms and first values");
   struct Args {
     std::string ckpt, text = kDefaultText, dump, save_dir;
     int batch = 1, seq = 4, values = 4, digits = 6;
@@ -88,10 +94,12 @@ Action add_trace(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch", a->batch, "sequences B")->capture_default_str()->check(at_least(1));
   cmd->add_option("--seq", a->seq, "sequence length T")->capture_default_str()->check(at_least(1));
-  CLI::Option* seed = cmd->add_option("--seed", a->seed,
-                                      "initialization seed (as `train --seed`: the same initial "
-                                      "weights for the same model flags)")
-                          ->capture_default_str();
+  CLI::Option* seed_opt =
+      cmd->add_option("--seed", a->seed,
+                      "initialization seed (as `train --seed`: the same initial weights for "
+                      "the same model flags; a whole number in [0, 2^64 - 1])")
+          ->capture_default_str()
+          ->check(seed());
   cmd->add_option("--dump", a->dump,
                   "write every traced tensor to this safetensors file (F64), forward steps by "
                   "name, gradients as grad/<name>");
@@ -99,9 +107,11 @@ Action add_trace(CLI::App& app) {
                   "also write DIR/model.safetensors, DIR/batch.safetensors and "
                   "DIR/trace.safetensors, for `tools/torch_ref.py trace --dir DIR --compare`");
   cmd->add_option("--values", a->values, "values printed per tensor")
-      ->capture_default_str()->check(at_least(0));
+      ->capture_default_str()
+      ->check(at_least(0));
   cmd->add_option("--digits", a->digits, "digits after the point of printed numbers")
-      ->capture_default_str()->check(CLI::Range(1, 17));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 17));
   cmd->footer(
       "The model, unless --ckpt: 1 layer, d_model 8, 2 heads of size 4, d_ff 16, context = --seq "
       "(at least 2), --scale baseline, initialized as `train` initializes it. Every model and "
@@ -131,7 +141,8 @@ Action add_trace(CLI::App& app) {
     if (from_ckpt) {
       require(mf->given().empty(), "--ckpt and model flags ({}) cannot be combined",
               fmt::join(mf->given(), ", "));
-      require(seed->count() == 0, "--seed sets the initialization: it cannot be combined with --ckpt");
+      require(seed_opt->count() == 0,
+              "--seed sets the initialization: it cannot be combined with --ckpt");
       model_file = std::filesystem::is_directory(a->ckpt) ? model_path(a->ckpt) : a->ckpt;
       cfg = read_model_config(model_file);
     } else {
@@ -147,8 +158,10 @@ Action add_trace(CLI::App& app) {
 
     Transformer<double> model(cfg, B);
     int64_t step = 0;
-    if (from_ckpt) step = load_model(model_file, model);
-    else model.init(derive_seed(a->seed, 0));  // the trainer's initialization
+    if (from_ckpt)
+      step = load_model(model_file, model);
+    else
+      model.init(derive_seed(a->seed, 0));  // the trainer's initialization
     std::vector<int32_t> inputs(N), targets(N);
     for (int n = 0; n < N; n++)
       inputs[n] = (unsigned char)a->text[n], targets[n] = (unsigned char)a->text[n + 1];
@@ -160,14 +173,15 @@ Action add_trace(CLI::App& app) {
     model.backward();
     model.set_trace(nullptr);
 
-    fmt::print("scalevec trace: scale={} (param {}, hg {}, dp {}, dnp {}, qk-norm {}, post-norm {}), "
-               "layers {}, d_model {}, heads {}, d_ff {}, context {}; {}; float64\n",
-               cfg.scale, scale_param_name(cfg.sc.param), cfg.sc.hg ? "on" : "off",
-               branches_to_string(cfg.sc.dp), branches_to_string(cfg.sc.dnp),
-               cfg.sc.qk_norm ? "on" : "off", cfg.sc.post_norm ? "on" : "off", cfg.n_layer,
-               cfg.d_model, cfg.n_head, cfg.d_ff, cfg.context,
-               from_ckpt ? fmt::format("weights of {} (step {})", model_file, step)
-                         : fmt::format("initialized with --seed {}", a->seed));
+    fmt::print(
+        "scalevec trace: scale={} (param {}, hg {}, dp {}, dnp {}, qk-norm {}, post-norm {}), "
+        "layers {}, d_model {}, heads {}, d_ff {}, context {}; {}; float64\n",
+        cfg.scale, scale_param_name(cfg.sc.param), cfg.sc.hg ? "on" : "off",
+        branches_to_string(cfg.sc.dp), branches_to_string(cfg.sc.dnp),
+        cfg.sc.qk_norm ? "on" : "off", cfg.sc.post_norm ? "on" : "off", cfg.n_layer, cfg.d_model,
+        cfg.n_head, cfg.d_ff, cfg.context,
+        from_ckpt ? fmt::format("weights of {} (step {})", model_file, step)
+                  : fmt::format("initialized with --seed {}", a->seed));
     for (int b = 0; b < B; b++) {
       const int32_t *in = inputs.data() + b * Tn, *tg = targets.data() + b * Tn;
       fmt::print("sequence {}: inputs {} [{}]  targets {} [{}]\n", b, quoted_bytes(in, Tn),

@@ -22,6 +22,7 @@ using Action = std::function<int()>;
 
 Action add_train(CLI::App& app);
 Action add_sample(CLI::App& app);
+Action add_eval(CLI::App& app);
 Action add_gradcheck(CLI::App& app);
 Action add_inspect(CLI::App& app);
 Action add_bench(CLI::App& app);
@@ -67,6 +68,7 @@ std::string shell_quote(const std::string& w);
 
 // Settings a scale preset implies for training, applied unless the user set them: `unified`
 // implies --wd-policy iwd. `given` are the training flags given (FlagSet::given()).
-void apply_implied_settings(const ModelConfig& m, TrainConfig& t, const std::vector<std::string>& given);
+void apply_implied_settings(const ModelConfig& m, TrainConfig& t,
+                            const std::vector<std::string>& given);
 
 }  // namespace scalevec

@@ -13,10 +13,11 @@ namespace scalevec {
 void add_device_options(CLI::App* cmd, DeviceChoice& choice, const std::string& device_help,
                         const std::string& precision_help) {
   cmd->add_option("--device", choice.device,
-                  !device_help.empty() ? device_help
-                                       : "where training runs: cpu (the reference) or cuda (the GPU "
-                                         "mirror; needs a build with CUDA and a GPU). Checkpoints "
-                                         "are the same either way")
+                  !device_help.empty()
+                      ? device_help
+                      : "where training runs: cpu (the reference) or cuda (the GPU "
+                        "mirror; needs a build with CUDA and a GPU). Checkpoints "
+                        "are the same either way")
       ->check(CLI::IsMember(device_list()))
       ->capture_default_str();
   cmd->add_option("--precision", choice.precision,
@@ -46,7 +47,8 @@ EngineFactory make_engine(const DeviceChoice& choice, const TrainConfig& tcfg) {
   return gpu::cuda_engine(tcfg, gpu::parse_precision(choice.precision));
 #else
   (void)tcfg;
-  throw Error("--device cuda: this scalevec was built without CUDA (no nvcc found at configure time)");
+  throw Error(
+      "--device cuda: this scalevec was built without CUDA (no nvcc found at configure time)");
 #endif
 }
 

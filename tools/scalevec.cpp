@@ -1,4 +1,5 @@
 // scalevec: the command line. `scalevec --help` lists the subcommands; each has its own --help.
+#include <csignal>
 #include <cstdio>
 #include <map>
 
@@ -8,6 +9,9 @@
 int main(int argc, char** argv) {
   using namespace scalevec;
   select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
+  // A write past the file-size limit fails with EFBIG and is reported like a full disk, instead
+  // of killing the process in the middle of a save.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{
       "scalevec: a from-scratch transformer trainer about the scale vectors of normalization "
       "layers (arXiv 2605.26895)."};
@@ -16,6 +20,7 @@ int main(int argc, char** argv) {
   std::map<std::string, Action> actions;
   actions["train"] = add_train(app);
   actions["sample"] = add_sample(app);
+  actions["eval"] = add_eval(app);
   actions["gradcheck"] = add_gradcheck(app);
   actions["inspect"] = add_inspect(app);
   actions["bench"] = add_bench(app);

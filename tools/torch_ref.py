@@ -49,9 +49,18 @@ import torch.nn.functional as F
 _DTYPES = {"F32": torch.float32, "F64": torch.float64, "I32": torch.int32}
 
 
+def checksum(header, data):
+    """scalevec's "crc32" metadata entry (docs/checkpoints.md): CRC-32 of the canonical header
+    (the header without that entry, compact, keys sorted, UTF-8 as is) followed by the data."""
+    h = json.loads(json.dumps(header))
+    h.setdefault("__metadata__", {}).pop("crc32", None)
+    canonical = json.dumps(h, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return str(zlib.crc32(data, zlib.crc32(canonical.encode("utf-8"))))
+
+
 def read_safetensors(path):
     """Returns ({name: tensor}, metadata) for a safetensors file, checking offsets and the
-    "data_crc32" checksum scalevec writes into the metadata."""
+    "crc32" checksum scalevec writes into the metadata (of the header and the data)."""
     with open(path, "rb") as f:
         raw = f.read()
     if len(raw) < 8:
@@ -61,9 +70,11 @@ def read_safetensors(path):
         raise ValueError(f"{path}: header length {n} exceeds the file size {len(raw)}")
     header = json.loads(raw[8:8 + n].decode("utf-8"))
     data = bytearray(raw[8 + n:])  # writable, so torch.frombuffer does not warn
-    metadata = header.pop("__metadata__", {}) or {}
-    if "data_crc32" in metadata and str(zlib.crc32(data)) != metadata["data_crc32"]:
-        raise ValueError(f"{path}: data does not match its data_crc32 checksum")
+    if "crc32" in header.get("__metadata__", {}) and \
+            checksum(header, bytes(data)) != header["__metadata__"]["crc32"]:
+        raise ValueError(f"{path}: header or data does not match its crc32 checksum")
+    metadata = dict(header.pop("__metadata__", {}) or {})
+    metadata.pop("crc32", None)
     if sys.byteorder != "little":
         raise ValueError("this reader assumes a little-endian machine")
     tensors = {}
@@ -87,7 +98,7 @@ _CODES = {torch.float32: ("F32", "f"), torch.float64: ("F64", "d"), torch.int32:
 
 
 def write_safetensors(path, tensors, metadata=None):
-    """Writes [(name, tensor)] in that order (with the "data_crc32" checksum scalevec writes)."""
+    """Writes [(name, tensor)] in that order (with the "crc32" checksum scalevec requires)."""
     header, chunks, offset = {}, [], 0
     for name, t in tensors:
         code, fmt = _CODES[t.dtype]
@@ -98,7 +109,8 @@ def write_safetensors(path, tensors, metadata=None):
         chunks.append(chunk)
         offset += len(chunk)
     data = b"".join(chunks)
-    header = {"__metadata__": {**(metadata or {}), "data_crc32": str(zlib.crc32(data))}, **header}
+    header = {"__metadata__": dict(metadata or {}), **header}
+    header["__metadata__"]["crc32"] = checksum(header, data)
     h = json.dumps(header).encode("utf-8")
     h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:

@@ -2,18 +2,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "../common.h"
+#include "../json.h"
 
 namespace scalevec {
 
 const char* branch_name(Branch b) {
   switch (b) {
-    case Branch::Q: return "q";
-    case Branch::K: return "k";
-    case Branch::V: return "v";
-    case Branch::Gate: return "gate";
-    case Branch::Up: return "up";
+    case Branch::Q:
+      return "q";
+    case Branch::K:
+      return "k";
+    case Branch::V:
+      return "v";
+    case Branch::Gate:
+      return "gate";
+    case Branch::Up:
+      return "up";
   }
   return "?";
 }
@@ -28,10 +35,13 @@ std::vector<Branch> parse_branches(const std::string& s) {
     bool found = false;
     for (Branch b : kAllBranches)
       if (name == branch_name(b)) {
-        require(std::find(out.begin(), out.end(), b) == out.end(), "branch '{}' listed twice in '{}'", name, s);
+        require(std::find(out.begin(), out.end(), b) == out.end(),
+                "branch '{}' listed twice in '{}'", name, s);
         out.push_back(b), found = true;
       }
-    require(found, "unknown branch '{}' in '{}' (expected a comma-separated subset of q,k,v,gate,up)", name, s);
+    require(found,
+            "unknown branch '{}' in '{}' (expected a comma-separated subset of q,k,v,gate,up)",
+            name, s);
     start = comma + 1;
   }
   std::sort(out.begin(), out.end());
@@ -71,15 +81,15 @@ ModelConfig model_preset(const std::string& name) {
   } else if (name == "gpt2") {  // ~113M parameters, GPT-2-small-sized: for GPUs
     c.n_layer = 12, c.d_model = 768, c.n_head = 12, c.d_ff = 3072, c.context = 1024;
   } else {
-    throw Error(fmt::format("unknown preset '{}' (expected one of: {})", name, model_preset_names()));
+    throw Error(
+        fmt::format("unknown preset '{}' (expected one of: {})", name, model_preset_names()));
   }
   return c;
 }
 
 const std::vector<std::string>& scale_strategy_names() {
-  static const std::vector<std::string> names = {"baseline", "none",   "hg",
-                                                 "dp",       "dnp",    "magdir",
-                                                 "magdir-normalized", "unified"};
+  static const std::vector<std::string> names = {
+      "baseline", "none", "hg", "dp", "dnp", "magdir", "magdir-normalized", "unified"};
   return names;
 }
 
@@ -88,12 +98,18 @@ ScaleConfig scale_preset(const std::string& name) {
   using enum Branch;
   ScaleConfig s;  // baseline: one shared γ per norm site
   if (name == "baseline") return s;
-  if (name == "none") s.param = ScaleParam::None;
-  else if (name == "hg") s.hg = true;
-  else if (name == "dp") s.dp = {Q, K, V, Gate, Up};
-  else if (name == "dnp") s.dnp = {Q, K}, s.dp = {V, Gate, Up};
-  else if (name == "magdir") s.param = ScaleParam::MagDir;
-  else if (name == "magdir-normalized") s.param = ScaleParam::MagDirNormalized;
+  if (name == "none")
+    s.param = ScaleParam::None;
+  else if (name == "hg")
+    s.hg = true;
+  else if (name == "dp")
+    s.dp = {Q, K, V, Gate, Up};
+  else if (name == "dnp")
+    s.dnp = {Q, K}, s.dp = {V, Gate, Up};
+  else if (name == "magdir")
+    s.param = ScaleParam::MagDir;
+  else if (name == "magdir-normalized")
+    s.param = ScaleParam::MagDirNormalized;
   else if (name == "unified") {
     s.hg = true, s.dnp = {Q, K}, s.dp = {V, Gate, Up};
     s.param = ScaleParam::MagDir, s.skip_cancelled_magnitude = true;
@@ -109,7 +125,9 @@ void ModelConfig::set_scale(const std::string& preset) {
   scale = preset;
 }
 
-std::string scale_preset_wd_policy(const std::string& name) { return name == "unified" ? "iwd" : ""; }
+std::string scale_preset_wd_policy(const std::string& name) {
+  return name == "unified" ? "iwd" : "";
+}
 
 void ModelConfig::validate() const {
   auto in_range = [](const char* name, long v, long lo, long hi) {
@@ -124,17 +142,22 @@ void ModelConfig::validate() const {
           head_size());
   in_range("d_ff", d_ff, 1, 65536);
   in_range("context", context, 2, 65536);
-  require(std::isfinite(norm_eps) && std::isfinite(rope_base), "norm_eps and rope_base must be finite");
+  require_float32("norm_eps", norm_eps);
+  require_float32("rope_base", rope_base);
   require(norm_eps > 0 && norm_eps < 1, "norm_eps = {} must be in (0, 1)", norm_eps);
   require(rope_base > 1, "rope_base = {} must be > 1", rope_base);
+  require(float(rope_base) > 1.0f,  // every RoPE frequency would be 1 in float32
+          "rope_base = {} is not usable in float32: it is 1 there", rope_base);
   // Combinations that make no sense are refused rather than silently reinterpreted.
   const bool no_scales = sc.param == ScaleParam::None;
   require(!(no_scales && (sc.hg || !sc.dp.empty() || !sc.dnp.empty())),
           "scale parameterization 'none' has no scale vectors to place: drop --hg/--dp/--dnp or "
           "choose --scale-param gamma");
   for (Branch b : sc.dp)
-    require(!sc.has(sc.dnp, b), "branch '{}' cannot have both DP and DNP (DNP already places a "
-            "scale after its linear map)", branch_name(b));
+    require(!sc.has(sc.dnp, b),
+            "branch '{}' cannot have both DP and DNP (DNP already places a "
+            "scale after its linear map)",
+            branch_name(b));
   for (Branch b : {Branch::Q, Branch::K})
     require(!(sc.qk_norm && sc.has(sc.dnp, b)),
             "DNP on q/k already is a QK-Norm with a learnable scale: use either --qk-norm or --dnp "
@@ -142,40 +165,52 @@ void ModelConfig::validate() const {
 }
 
 nlohmann::json ModelConfig::to_json() const {
-  return {{"vocab_size", vocab_size}, {"n_layer", n_layer},   {"d_model", d_model},
-          {"n_head", n_head},         {"d_ff", d_ff},         {"context", context},
-          {"norm_eps", norm_eps},     {"rope_base", rope_base}, {"scale", scale},
-          {"scale_param", scale_param_name(sc.param)},        {"hg", sc.hg},
-          {"dp", branches_to_string(sc.dp)},                  {"dnp", branches_to_string(sc.dnp)},
-          {"qk_norm", sc.qk_norm},    {"post_norm", sc.post_norm},
+  return {{"vocab_size", vocab_size},
+          {"n_layer", n_layer},
+          {"d_model", d_model},
+          {"n_head", n_head},
+          {"d_ff", d_ff},
+          {"context", context},
+          {"norm_eps", norm_eps},
+          {"rope_base", rope_base},
+          {"scale", scale},
+          {"scale_param", scale_param_name(sc.param)},
+          {"hg", sc.hg},
+          {"dp", branches_to_string(sc.dp)},
+          {"dnp", branches_to_string(sc.dnp)},
+          {"qk_norm", sc.qk_norm},
+          {"post_norm", sc.post_norm},
           {"skip_cancelled_magnitude", sc.skip_cancelled_magnitude}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   ModelConfig c;
+  // Strict reads (ref/json.h): the type, the integer range, finiteness; validate() then checks
+  // the values as it checks the flags.
+  const int64_t big = std::numeric_limits<int>::max();
   try {
-    c.vocab_size = j.at("vocab_size").get<int>();
-    c.n_layer = j.at("n_layer").get<int>();
-    c.d_model = j.at("d_model").get<int>();
-    c.n_head = j.at("n_head").get<int>();
-    c.d_ff = j.at("d_ff").get<int>();
-    c.context = j.at("context").get<int>();
-    c.norm_eps = j.at("norm_eps").get<double>();
-    c.rope_base = j.at("rope_base").get<double>();
-    c.scale = j.at("scale").get<std::string>();
+    c.vocab_size = (int)json_int(j, "vocab_size", 1, big);
+    c.n_layer = (int)json_int(j, "n_layer", 1, big);
+    c.d_model = (int)json_int(j, "d_model", 1, big);
+    c.n_head = (int)json_int(j, "n_head", 1, big);
+    c.d_ff = (int)json_int(j, "d_ff", 1, big);
+    c.context = (int)json_int(j, "context", 1, big);
+    c.norm_eps = json_double(j, "norm_eps");
+    c.rope_base = json_double(j, "rope_base");
+    c.scale = json_string(j, "scale");
     // Checkpoints written before the scale components existed only name baseline or none.
     if (j.contains("scale_param")) {
-      c.sc.param = parse_scale_param(j.at("scale_param").get<std::string>());
-      c.sc.hg = j.at("hg").get<bool>();
-      c.sc.dp = parse_branches(j.at("dp").get<std::string>());
-      c.sc.dnp = parse_branches(j.at("dnp").get<std::string>());
-      c.sc.qk_norm = j.at("qk_norm").get<bool>();
-      c.sc.post_norm = j.at("post_norm").get<bool>();
-      c.sc.skip_cancelled_magnitude = j.at("skip_cancelled_magnitude").get<bool>();
+      c.sc.param = parse_scale_param(json_string(j, "scale_param"));
+      c.sc.hg = json_bool(j, "hg");
+      c.sc.dp = parse_branches(json_string(j, "dp"));
+      c.sc.dnp = parse_branches(json_string(j, "dnp"));
+      c.sc.qk_norm = json_bool(j, "qk_norm");
+      c.sc.post_norm = json_bool(j, "post_norm");
+      c.sc.skip_cancelled_magnitude = json_bool(j, "skip_cancelled_magnitude");
     } else {
       c.sc = scale_preset(c.scale);
     }
-  } catch (const nlohmann::json::exception& e) {
+  } catch (const Error& e) {
     throw Error(fmt::format("bad model config: {}", e.what()));
   }
   c.validate();

@@ -2,10 +2,23 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "../common.h"
+#include "../json.h"
 
 namespace scalevec {
+
+namespace {
+
+// A momentum-like field in [0, 1) (beta1, beta2, muon_momentum, sgd_momentum) that float32 code
+// multiplies by: 0.99999999 is 1 in float32, a running average that never forgets.
+void require_below_one(const char* name, double v) {
+  require(v >= 0 && v < 1, "{} = {} is out of range [0, 1)", name, v);
+  require(float(v) < 1.0f, "{} = {} is not usable in float32: it is 1 there", name, v);
+}
+
+}  // namespace
 
 TrainConfig train_preset(const std::string& name) {
   TrainConfig t;
@@ -22,30 +35,36 @@ TrainConfig train_preset(const std::string& name) {
 }
 
 void TrainConfig::validate() const {
-  for (auto [name, v] : {std::pair{"lr", lr}, {"min_lr_frac", min_lr_frac},
-                         {"decay_frac", decay_frac}, {"weight_decay", weight_decay},
-                         {"beta1", beta1}, {"beta2", beta2}, {"adam_eps", adam_eps},
-                         {"muon_lr", muon_lr}, {"muon_momentum", muon_momentum},
-                         {"sgd_momentum", sgd_momentum}, {"grad_clip", grad_clip}})
-    require(std::isfinite(v), "{} = {} must be a finite number", name, v);
+  for (auto [name, v] : {std::pair{"lr", lr},
+                         {"min_lr_frac", min_lr_frac},
+                         {"decay_frac", decay_frac},
+                         {"weight_decay", weight_decay},
+                         {"beta1", beta1},
+                         {"beta2", beta2},
+                         {"adam_eps", adam_eps},
+                         {"muon_lr", muon_lr},
+                         {"muon_momentum", muon_momentum},
+                         {"sgd_momentum", sgd_momentum},
+                         {"grad_clip", grad_clip}})
+    require_float32(name, v);
   require(batch >= 1 && batch <= 4096, "batch = {} is out of range [1, 4096]", batch);
   require(steps >= 1, "steps = {} must be >= 1", steps);
   require(lr > 0 && lr < 10, "lr = {} is out of range (0, 10)", lr);
   require(warmup >= 0, "warmup = {} must be >= 0", warmup);
   require(warmup <= steps, "warmup = {} exceeds steps = {}: pass --warmup N with N <= {}", warmup,
           steps, steps);
-  require(min_lr_frac >= 0 && min_lr_frac <= 1, "min_lr_frac = {} is out of range [0, 1]", min_lr_frac);
+  require(min_lr_frac >= 0 && min_lr_frac <= 1, "min_lr_frac = {} is out of range [0, 1]",
+          min_lr_frac);
   require(decay_frac >= 0 && decay_frac <= 1, "decay_frac = {} is out of range [0, 1]", decay_frac);
-  require(weight_decay >= 0 && weight_decay < 10, "weight_decay = {} is out of range [0, 10)", weight_decay);
-  require(beta1 >= 0 && beta1 < 1, "beta1 = {} is out of range [0, 1)", beta1);
-  require(beta2 >= 0 && beta2 < 1, "beta2 = {} is out of range [0, 1)", beta2);
+  require(weight_decay >= 0 && weight_decay < 10, "weight_decay = {} is out of range [0, 10)",
+          weight_decay);
+  require_below_one("beta1", beta1);
+  require_below_one("beta2", beta2);
   require(adam_eps > 0, "adam_eps = {} must be > 0", adam_eps);
   require(muon_lr > 0 && muon_lr < 10, "muon_lr = {} is out of range (0, 10)", muon_lr);
-  require(muon_momentum >= 0 && muon_momentum < 1, "muon_momentum = {} is out of range [0, 1)",
-          muon_momentum);
+  require_below_one("muon_momentum", muon_momentum);
   require(ns_steps >= 1 && ns_steps <= 100, "ns_steps = {} is out of range [1, 100]", ns_steps);
-  require(sgd_momentum >= 0 && sgd_momentum < 1, "sgd_momentum = {} is out of range [0, 1)",
-          sgd_momentum);
+  require_below_one("sgd_momentum", sgd_momentum);
   require(grad_clip >= 0, "grad_clip = {} must be >= 0", grad_clip);
   require(eval_every >= 0, "eval_every = {} must be >= 0", eval_every);
   require(eval_batches >= 1, "eval_batches = {} must be >= 1", eval_batches);
@@ -89,39 +108,60 @@ Schedule TrainConfig::lr_schedule() const {
 }
 
 nlohmann::json TrainConfig::to_json() const {
-  return {{"data", data},             {"batch", batch},           {"steps", steps},
-          {"optimizer", optimizer_name(optimizer)}, {"lr", lr}, {"schedule", schedule_name(schedule)},
-          {"warmup", warmup},         {"min_lr_frac", min_lr_frac}, {"decay_frac", decay_frac},
+  return {{"data", data},
+          {"batch", batch},
+          {"steps", steps},
+          {"optimizer", optimizer_name(optimizer)},
+          {"lr", lr},
+          {"schedule", schedule_name(schedule)},
+          {"warmup", warmup},
+          {"min_lr_frac", min_lr_frac},
+          {"decay_frac", decay_frac},
           {"weight_decay", weight_decay},
-          {"wd_policy", wd_policy_name(wd_policy)}, {"wd_embed", wd_embed},
-          {"beta1", beta1},           {"beta2", beta2},
-          {"adam_eps", adam_eps},     {"muon_lr", muon_lr},
-          {"muon_momentum", muon_momentum}, {"ns_steps", ns_steps},
-          {"sgd_momentum", sgd_momentum}, {"grad_clip", grad_clip},
-          {"seed", seed},             {"eval_every", eval_every},
-          {"eval_batches", eval_batches}, {"ckpt_every", ckpt_every}};
+          {"wd_policy", wd_policy_name(wd_policy)},
+          {"wd_embed", wd_embed},
+          {"beta1", beta1},
+          {"beta2", beta2},
+          {"adam_eps", adam_eps},
+          {"muon_lr", muon_lr},
+          {"muon_momentum", muon_momentum},
+          {"ns_steps", ns_steps},
+          {"sgd_momentum", sgd_momentum},
+          {"grad_clip", grad_clip},
+          {"seed", seed},
+          {"eval_every", eval_every},
+          {"eval_batches", eval_batches},
+          {"ckpt_every", ckpt_every}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   TrainConfig t;
+  // Strict reads (ref/json.h): the type, the integer range, finiteness; validate() then checks
+  // the values as it checks the flags.
+  const int64_t big = std::numeric_limits<int>::max();
+  auto integer = [&](const char* k) { return (int)json_int(j, k, 0, big); };
   try {
-    t.data = j.at("data").get<std::string>();
-    t.batch = j.at("batch"), t.steps = j.at("steps"), t.lr = j.at("lr"), t.warmup = j.at("warmup");
-    t.min_lr_frac = j.at("min_lr_frac"), t.weight_decay = j.at("weight_decay");
-    t.wd_policy = parse_wd_policy(j.at("wd_policy").get<std::string>()), t.wd_embed = j.at("wd_embed");
-    t.beta1 = j.at("beta1"), t.beta2 = j.at("beta2"), t.adam_eps = j.at("adam_eps");
-    t.grad_clip = j.at("grad_clip"), t.seed = j.at("seed"), t.eval_every = j.at("eval_every");
-    t.eval_batches = j.at("eval_batches"), t.ckpt_every = j.at("ckpt_every");
+    t.data = json_string(j, "data");
+    t.batch = integer("batch"), t.steps = integer("steps"), t.warmup = integer("warmup");
+    t.lr = json_double(j, "lr"), t.min_lr_frac = json_double(j, "min_lr_frac");
+    t.weight_decay = json_double(j, "weight_decay");
+    t.wd_policy = parse_wd_policy(json_string(j, "wd_policy"));
+    t.wd_embed = json_bool(j, "wd_embed");
+    t.beta1 = json_double(j, "beta1"), t.beta2 = json_double(j, "beta2");
+    t.adam_eps = json_double(j, "adam_eps"), t.grad_clip = json_double(j, "grad_clip");
+    t.seed = json_uint64(j, "seed");
+    t.eval_every = integer("eval_every"), t.eval_batches = integer("eval_batches");
+    t.ckpt_every = integer("ckpt_every");
     // Added with the optimizer and schedule choices: absent in older files, so optional here.
-    t.optimizer = parse_optimizer(j.value("optimizer", std::string(optimizer_name(t.optimizer))));
-    t.schedule = parse_schedule(j.value("schedule", std::string(schedule_name(t.schedule))));
-    t.decay_frac = j.value("decay_frac", t.decay_frac), t.muon_lr = j.value("muon_lr", t.muon_lr);
-    t.muon_momentum = j.value("muon_momentum", t.muon_momentum);
-    t.ns_steps = j.value("ns_steps", t.ns_steps);
-    t.sgd_momentum = j.value("sgd_momentum", t.sgd_momentum);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("bad training config: {}", e.what()));
-  } catch (const Error& e) {  // a name that is not an optimizer, schedule or policy
+    auto has = [&](const char* k) { return j.contains(k); };
+    if (has("optimizer")) t.optimizer = parse_optimizer(json_string(j, "optimizer"));
+    if (has("schedule")) t.schedule = parse_schedule(json_string(j, "schedule"));
+    if (has("decay_frac")) t.decay_frac = json_double(j, "decay_frac");
+    if (has("muon_lr")) t.muon_lr = json_double(j, "muon_lr");
+    if (has("muon_momentum")) t.muon_momentum = json_double(j, "muon_momentum");
+    if (has("ns_steps")) t.ns_steps = integer("ns_steps");
+    if (has("sgd_momentum")) t.sgd_momentum = json_double(j, "sgd_momentum");
+  } catch (const Error& e) {  // a wrong type or range, or a name that is not an optimizer, ...
     throw Error(fmt::format("bad training config: {}", e.what()));
   }
   t.validate();

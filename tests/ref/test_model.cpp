@@ -1,9 +1,11 @@
-// Tests of the whole model (ref/model), composed forward -> backward (docs/VERIFICATION.md §1, §4, §5):
+// Tests of the whole model (ref/model), composed forward -> backward (docs/VERIFICATION.md §1, §4,
+// §5):
 //   * finite differences of every parameter tensor of a tiny double model, for the scale
 //     strategies "baseline" and "none", and the full Jacobian of a micro model;
 //   * the FD check's resolution (a gradient off by 1e-5 relative is flagged);
 //   * parameter layout and tags; "none" has no γ and equals "baseline" with γ = 1;
-//   * determinism, loss at init, causality, float vs double.
+//   * determinism, loss at init, causality, float vs double;
+//   * config validation: values finite in double but not usable in float32 are refused.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,11 +21,11 @@
 #include "ref/common.h"
 #include "ref/model/transformer.h"
 #include "ref/rng.h"
+#include "ref/train/config.h"
 #include "single_threaded.h"
 
 namespace scalevec {
 namespace {
-
 
 // 2 layers, d_model 32, 2 heads, d_ff 48, context 16.
 ModelConfig tiny(const std::string& scale) {
@@ -123,10 +125,10 @@ TEST(ModelGradcheckControl, FlagsAGradientOffByOnePartIn1e5) {
     for (size_t i = 0; i < p.numel; i++)
       if (std::abs(wrong[i]) > 1e-5) idx.push_back(i);  // above the floor atol/rtol
     ASSERT_FALSE(idx.empty());
-    const ErrorStats s = check_entries(model.params.data() + p.offset, wrong.data(), idx, loss,
-                                       1e-3, 1e-6, 1e-11);
-    fmt::print("  [fd] {} scaled by 1+1e-5 (control): {} of {} flagged, max rel err {:.2e}\n",
-               name, s.failures, s.count, s.max_rel);
+    const ErrorStats s =
+        check_entries(model.params.data() + p.offset, wrong.data(), idx, loss, 1e-3, 1e-6, 1e-11);
+    fmt::print("  [fd] {} scaled by 1+1e-5 (control): {} of {} flagged, max rel err {:.2e}\n", name,
+               s.failures, s.count, s.max_rel);
     EXPECT_EQ(s.failures, s.count) << name;
   }
 }
@@ -167,7 +169,8 @@ TEST(ModelLayout, BaselineNamesTagsAndCounts) {
   EXPECT_EQ(scales, 2u * cfg.n_layer + 1);
   EXPECT_EQ(L.get("layers.1.attn_norm.gamma").fold,
             "columns of layers.1.attn.wq layers.1.attn.wk layers.1.attn.wv");
-  EXPECT_EQ(L.get("layers.0.mlp_norm.gamma").fold, "columns of layers.0.mlp.w_gate layers.0.mlp.w_up");
+  EXPECT_EQ(L.get("layers.0.mlp_norm.gamma").fold,
+            "columns of layers.0.mlp.w_gate layers.0.mlp.w_up");
   EXPECT_EQ(L.get("final_norm.gamma").fold, "columns of head");
   EXPECT_EQ(L.get("tok_emb").role, Role::Embedding);
   EXPECT_EQ(L.get("head").role, Role::Head);
@@ -359,6 +362,96 @@ TEST(Model, FloatAgreesWithDouble) {
     fmt::print("  {:<8} grads: max |float - double| / max|grad| = {:.1e} ({})\n", scale, worst,
                worst_name);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config validation: a value finite in double but not usable in float32 (0, subnormal or inf
+// there) is refused with one line naming the field and the value, by validate() and so by
+// from_json (checkpoints) too; 0 stays valid where it means "off".
+
+// The Error message of f(), or "" if it throws none.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ConfigValidation, ModelRefusesFloatsFloat32CannotUse) {
+  auto error = [](auto set) {
+    ModelConfig c = tiny("baseline");
+    set(c);
+    const std::string v = error_of([&] { c.validate(); });
+    if (v.find("finite") == std::string::npos) {  // JSON has no inf or nan: null is refused
+      EXPECT_EQ(v, error_of([&] { ModelConfig::from_json(c.to_json()); })) << "from_json";
+    }
+    return v;
+  };
+  EXPECT_EQ(error([](ModelConfig&) {}), "");
+  EXPECT_EQ(error([](ModelConfig& c) { c.norm_eps = 1.2e-38, c.rope_base = 3e38; }), "");
+  EXPECT_EQ(error([](ModelConfig& c) { c.norm_eps = 1e-300; }),
+            "norm_eps = 1e-300 is not usable in float32: it is 0 there (the smallest normal "
+            "float32 is 1.1754944e-38)");
+  EXPECT_EQ(error([](ModelConfig& c) { c.norm_eps = 1e-40; }),
+            "norm_eps = 1e-40 is not usable in float32: it is subnormal there (the smallest "
+            "normal float32 is 1.1754944e-38)");
+  EXPECT_EQ(error([](ModelConfig& c) { c.rope_base = 1e39; }),
+            "rope_base = 1e+39 is not usable in float32: it is inf there (the largest is "
+            "3.4028235e+38)");
+  EXPECT_EQ(error([](ModelConfig& c) { c.rope_base = 1 + 1e-9; }),
+            "rope_base = 1.000000001 is not usable in float32: it is 1 there");
+  EXPECT_EQ(error([](ModelConfig& c) { c.norm_eps = std::numeric_limits<double>::quiet_NaN(); }),
+            "norm_eps = nan must be a finite number");
+  EXPECT_EQ(error([](ModelConfig& c) { c.rope_base = std::numeric_limits<double>::infinity(); }),
+            "rope_base = inf must be a finite number");
+}
+
+TEST(ConfigValidation, TrainingRefusesFloatsFloat32CannotUse) {
+  auto error = [](auto set) {
+    TrainConfig c;
+    set(c);
+    const std::string v = error_of([&] { c.validate(); });
+    if (v.find("finite") == std::string::npos) {  // JSON has no inf or nan: null is refused
+      EXPECT_EQ(v, error_of([&] { TrainConfig::from_json(c.to_json()); })) << "from_json";
+    }
+    return v;
+  };
+  EXPECT_EQ(error([](TrainConfig&) {}), "");
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.weight_decay = 0, c.grad_clip = 0, c.beta1 = 0, c.sgd_momentum = 0,
+              c.min_lr_frac = 0, c.decay_frac = 0, c.adam_eps = 1.2e-38;
+            }),
+            "")
+      << "0 means off, and the smallest normal float32 is usable";
+  const std::string zero =
+      " is not usable in float32: it is 0 there (the smallest normal float32 is 1.1754944e-38)";
+  const std::string subnormal =
+      " is not usable in float32: it is subnormal there (the smallest normal float32 is "
+      "1.1754944e-38)";
+  EXPECT_EQ(error([](TrainConfig& c) { c.lr = 1e-300; }), "lr = 1e-300" + zero);
+  EXPECT_EQ(error([](TrainConfig& c) { c.adam_eps = 1e-50; }), "adam_eps = 1e-50" + zero);
+  EXPECT_EQ(error([](TrainConfig& c) { c.weight_decay = 1e-45; }),
+            "weight_decay = 1e-45" + subnormal);
+  EXPECT_EQ(error([](TrainConfig& c) { c.min_lr_frac = 1e-39; }),
+            "min_lr_frac = 1e-39" + subnormal);
+  EXPECT_EQ(error([](TrainConfig& c) { c.muon_lr = 1e-300; }), "muon_lr = 1e-300" + zero);
+  EXPECT_EQ(error([](TrainConfig& c) { c.grad_clip = 1e39; }),
+            "grad_clip = 1e+39 is not usable in float32: it is inf there (the largest is "
+            "3.4028235e+38)");
+  for (auto [name, field] : {std::pair{"beta1", &TrainConfig::beta1},
+                             {"beta2", &TrainConfig::beta2},
+                             {"muon_momentum", &TrainConfig::muon_momentum},
+                             {"sgd_momentum", &TrainConfig::sgd_momentum}}) {
+    EXPECT_EQ(error([f = field](TrainConfig& c) { c.*f = 0.99999999; }),
+              fmt::format("{} = 0.99999999 is not usable in float32: it is 1 there", name));
+    EXPECT_EQ(error([f = field](TrainConfig& c) { c.*f = 1e-300; }),
+              fmt::format("{} = 1e-300{}", name, zero));
+  }
+  EXPECT_EQ(error([](TrainConfig& c) { c.lr = std::numeric_limits<double>::infinity(); }),
+            "lr = inf must be a finite number");
 }
 
 }  // namespace

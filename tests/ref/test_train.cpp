@@ -2,13 +2,18 @@
 // policies, gradient clipping, the cosine schedule, the data split and batches, safetensors and
 // checkpoints (round trips and every corruption), and exact resume and determinism of train().
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -332,7 +337,9 @@ TEST(Safetensors, RoundTripF32F64I32AndMetadata) {
   const StFile g = read_safetensors(dir / "x.safetensors");
   EXPECT_EQ(g.metadata.at("note"), f.metadata.at("note"));
   EXPECT_EQ(g.metadata.at("step"), "12");
-  EXPECT_TRUE(g.metadata.count("data_crc32"));
+  // The checksum is in the file's header, and the reader keeps it out of the metadata it returns.
+  EXPECT_NE(read_bytes(dir / "x.safetensors").find("\"crc32\":"), std::string::npos);
+  EXPECT_FALSE(g.metadata.count("crc32"));
   ASSERT_EQ(g.tensors.size(), 3u);
   for (const auto& [name, t] : f.tensors) {
     const StTensor* u = g.find(name);
@@ -344,16 +351,20 @@ TEST(Safetensors, RoundTripF32F64I32AndMetadata) {
   EXPECT_EQ(g.find("layers.0.a")->dtype, "F32");
   EXPECT_EQ(g.find("b")->dtype, "F64");
   EXPECT_EQ(g.find("c")->dtype, "I32");
-  std::vector<double> a2(6), c2(3);
+  std::vector<double> a2(6);
   std::vector<float> b2(4);
+  std::vector<int32_t> c2(3);
   tensor_to(*g.find("layers.0.a"), a2.data(), 6, "a");
   tensor_to(*g.find("b"), b2.data(), 4, "b");
   tensor_to(*g.find("c"), c2.data(), 3, "c");
   for (int i = 0; i < 6; i++) EXPECT_EQ(a2[i], double(a[i]));
   for (int i = 0; i < 4; i++) EXPECT_EQ(b2[i], float(b[i]));
-  for (int i = 0; i < 3; i++) EXPECT_EQ(c2[i], double(c[i]));
+  for (int i = 0; i < 3; i++) EXPECT_EQ(c2[i], c[i]);
   expect_error([&] { tensor_to(*g.find("b"), b2.data(), 5, "tensor b"); },
                {"tensor b", "expected 5 values, found 4"});
+  // Bytes of another kind are not reinterpreted: integers are not weights, floats not ids.
+  expect_error([&] { tensor_to(*g.find("c"), b2.data(), 3, "c"); }, {"dtype I32 where F32"});
+  expect_error([&] { tensor_to(*g.find("b"), c2.data(), 4, "b"); }, {"dtype F64 where I32"});
   // The file is plain safetensors: 8-byte little-endian header length, JSON, data.
   const std::string raw = read_bytes(dir / "x.safetensors");
   uint64_t n = 0;
@@ -447,12 +458,11 @@ TEST(Checkpoint, DamagedFilesThrowErrorsSayingWhatIsWrong) {
   auto rewrite = [&](const std::string& name, const std::string& key, const std::string& value) {
     StFile f = read_safetensors(good);
     f.metadata[key] = value;
-    f.metadata.erase("data_crc32");
     write_safetensors(dir / name, f);
     return dir / name;
   };
-  expect_error(load(rewrite("v2.st", "format_version", "2")),
-               {"v2.st", "format version '2'", "reads version 1"});
+  expect_error(load(rewrite("v1.st", "format_version", "1")),
+               {"v1.st", "format version '1'", "reads version 2"});
   expect_error(load(rewrite("kind.st", "kind", "state")),
                {"not a scalevec model checkpoint", "kind 'state'"});
   expect_error(load(rewrite("fmt.st", "format", "gguf")), {"not a scalevec", "format 'gguf'"});
@@ -575,6 +585,290 @@ TEST(Train, SameSeedSameLosses) {
   s.train.seed = 43;
   const TrainResult c = s.run("");
   EXPECT_NE(c.steps[0].loss, a.steps[0].loss);
+}
+
+// ------------------------------------------------------------------------------------------------
+// A run is never lost and never silently wrong (crash-safe checkpoints, verified headers,
+// divergence caught, durable metrics, one writer).
+
+// A training state at `step` (the rest default).
+static TrainState state_at(int step, uint64_t data_rng) {
+  TrainState t;
+  t.step = step, t.data_rng = data_rng;
+  return t;
+}
+
+// Replaces every occurrence of `from` by `to` (same length: the header length stays) in a file's
+// bytes, without touching its checksum: a hand edit or a corruption.
+static std::string edited(const std::string& bytes, const std::string& from,
+                          const std::string& to) {
+  EXPECT_EQ(from.size(), to.size());
+  std::string b = bytes;
+  size_t at = 0, n = 0;
+  while ((at = b.find(from, at)) != std::string::npos) b.replace(at, from.size(), to), at++, n++;
+  EXPECT_GT(n, 0u) << from << " not found";
+  return b;
+}
+
+// The checksum covers the header: an edit of a config value, a dtype, a tensor's name, or of
+// the checksum's own key is refused; a file re-written by a hostile writer with a valid checksum
+// is still refused for a dtype that is not a float, a config out of range, a config that
+// describes more parameters than the file holds, and non-finite weights.
+TEST(Checkpoint, EveryHeaderEditAndEveryUnusableValueIsRefused) {
+  TempDir dir;
+  ModelConfig cfg = micro_config();
+  cfg.n_layer = 2;
+  Transformer<float> m(cfg, 0);
+  m.init(5);
+  const std::string good = dir / "model.safetensors";
+  save_model(good, m, 3);
+  const std::string bytes = read_bytes(good);
+  {  // the conventions a stranger needs (docs/checkpoints.md), with this model's values
+    const auto conv = nlohmann::json::parse(read_safetensors(good).metadata.at("conventions"));
+    for (const char* k : {"tokenizer", "matrix_layout", "block", "norm", "qk_norm", "rope",
+                          "attention", "context", "final"})
+      EXPECT_TRUE(conv.contains(k)) << k;
+    EXPECT_NE(
+        conv["rope"].get<std::string>().find(fmt::format("base = rope_base = {}", cfg.rope_base)),
+        std::string::npos);
+    EXPECT_NE(conv["rope"].get<std::string>().find("rotate-half"), std::string::npos);
+  }
+  auto load = [&](const std::string& name, const std::string& content) {
+    write_bytes(dir / name, content);
+    return [&m, p = dir / name] { load_model(p, m); };
+  };
+  const std::string eps = fmt::format("{}", nlohmann::json(cfg.norm_eps).dump());
+  expect_error(load("eps.st", edited(bytes, "norm_eps\\\":" + eps,
+                                     "norm_eps\\\":" + std::string(eps.size(), '9'))),
+               {"eps.st", "does not match the checksum"});
+  expect_error(load("dtype.st", edited(bytes, "\"dtype\":\"F32\"", "\"dtype\":\"I32\"")),
+               {"does not match the checksum"});
+  std::string swapped = edited(bytes, "layers.0.attn.wq", "layers.0.attn.WQ");
+  swapped = edited(swapped, "layers.0.attn.wk", "layers.0.attn.wq");
+  swapped = edited(swapped, "layers.0.attn.WQ", "layers.0.attn.wk");
+  expect_error(load("swap.st", swapped), {"does not match the checksum"});
+  expect_error(load("nocrc.st", edited(bytes, "\"crc32\"", "\"crc33\"")),
+               {"nocrc.st", "has no checksum"});
+
+  auto rewrite = [&](const std::string& name, auto edit) {
+    StFile f = read_safetensors(good);
+    edit(f);
+    write_safetensors(dir / name, f);
+    return [&m, p = dir / name] { load_model(p, m); };
+  };
+  expect_error(rewrite("i32.st", [](StFile& f) { f.tensors[0].second.dtype = "I32"; }),
+               {"dtype I32 where F32 or F64 belongs"});
+  auto config_edit = [&](const std::string& key, nlohmann::json v) {
+    return [key, v](StFile& f) {
+      nlohmann::json c = nlohmann::json::parse(f.metadata.at("config"));
+      c[key] = v;
+      f.metadata["config"] = c.dump();
+    };
+  };
+  expect_error(rewrite("wrap.st", config_edit("n_layer", 4294967297ull)),
+               {"bad model config", "'n_layer' must be in"});
+  expect_error(rewrite("frac.st", config_edit("context", 4.5)), {"'context' must be an integer"});
+  expect_error(rewrite("str.st", config_edit("d_model", "8")), {"'d_model' must be an integer"});
+  // A config of a huge model in a small file: refused before anything is allocated for it.
+  const std::string huge = dir / "huge.st";
+  {
+    StFile f = read_safetensors(good);
+    config_edit("n_layer", 256)(f), config_edit("d_model", 16384)(f), config_edit("d_ff", 65536)(f);
+    config_edit("n_head", 256)(f);
+    write_safetensors(huge, f);
+  }
+  expect_error([&] { read_model_config(huge); }, {"describes at least", "parameters"});
+  expect_error(rewrite("step.st", [](StFile& f) { f.metadata["step"] = "3abc"; }),
+               {"step must be an integer", "'3abc'"});
+  expect_error(rewrite("nan.st",
+                       [](StFile& f) {
+                         const float nan = std::numeric_limits<float>::quiet_NaN();
+                         std::memcpy(f.tensors[1].second.bytes.data(), &nan, 4);
+                       }),
+               {"nan.st", "is not finite"});
+}
+
+// The state file's metadata is parsed strictly too: a seed or step with trailing characters,
+// a batch that does not fit an int, an optimizer entry removed.
+TEST(Checkpoint, StateMetadataIsParsedStrictly) {
+  TempDir dir;
+  Transformer<float> m(micro_config(), 0);
+  AdamW<float> opt(m.layout(), AdamWConfig{});
+  TrainState st;
+  st.step = 4, st.train = train_preset("tiny");
+  save_state(dir / "state.st", opt, st);
+  auto rewrite = [&](const std::string& name, auto edit) {
+    StFile f = read_safetensors(dir / "state.st");
+    edit(f);
+    write_safetensors(dir / name, f);
+    return [&opt, p = dir / name] { load_state(p, opt); };
+  };
+  auto train_edit = [](const std::string& key, nlohmann::json v) {
+    return [key, v](StFile& f) {
+      nlohmann::json c = nlohmann::json::parse(f.metadata.at("train_config"));
+      c[key] = v;
+      f.metadata["train_config"] = c.dump();
+    };
+  };
+  expect_error(rewrite("batch.st", train_edit("batch", 4294967298ull)), {"'batch' must be in"});
+  expect_error(rewrite("lr.st", train_edit("lr", "0.1")), {"'lr' must be a number"});
+  expect_error(rewrite("seed.st", train_edit("seed", -1)), {"'seed' must be an unsigned"});
+  expect_error(rewrite("rng.st", [](StFile& f) { f.metadata["data_rng"] = "12x"; }),
+               {"data_rng", "'12x'"});
+  expect_error(rewrite("t.st", [](StFile& f) { f.metadata["optimizer_t"] = "-1"; }),
+               {"optimizer_t", "'-1'"});
+  expect_error(rewrite("noopt.st", [](StFile& f) { f.metadata.erase("optimizer"); }),
+               {"lacks the metadata entry 'optimizer'"});
+}
+
+// save_checkpoint publishes one directory per step by a rename, keeps the newest N, points the
+// links at the newest, and leaves nothing of an interrupted save; model_path finds the newest.
+TEST(Checkpoint, SaveIsOneDirectoryPerStepKeptNewestN) {
+  TempDir dir;
+  const std::string run = dir / "run";
+  fs::create_directories(run);
+  Transformer<float> m(micro_config(), 0);
+  m.init(5);
+  AdamW<float> opt(m.layout(), AdamWConfig{});
+  for (int step : {1, 2, 3}) save_checkpoint(run, m, opt, state_at(step, 7), 2);
+  const auto dirs = checkpoint_dirs(run);
+  ASSERT_EQ(dirs.size(), 2u);
+  EXPECT_EQ(fs::path(dirs[0]).filename(), "step-00000002");
+  EXPECT_EQ(fs::path(dirs[1]).filename(), "step-00000003");
+  EXPECT_EQ(model_path(run), dirs[1] + "/model.safetensors");
+  EXPECT_EQ(fs::read_symlink(run + "/model.safetensors"),
+            "checkpoints/step-00000003/model.safetensors");
+  Transformer<float> back(micro_config(), 0);
+  EXPECT_EQ(load_model(run + "/model.safetensors", back), 3);  // through the link
+  // What a kill in the middle of a save leaves: a partial directory, a stale one, a .tmp link.
+  fs::create_directories(run + "/checkpoints/.partial-step-00000004");
+  write_bytes(run + "/checkpoints/.partial-step-00000004/model.safetensors", "half a file");
+  fs::create_directories(run + "/checkpoints/.stale-step-00000003");
+  write_bytes(run + "/model.safetensors.tmp", "");
+  EXPECT_EQ(checkpoint_dirs(run).size(), 2u);  // not complete, not counted
+  clean_interrupted_saves(run);
+  for (const auto& e : fs::directory_iterator(run + "/checkpoints"))
+    EXPECT_EQ(e.path().filename().string().rfind("step-", 0), 0u) << e.path();
+  EXPECT_FALSE(fs::exists(run + "/model.safetensors.tmp"));
+  // Saving the same step again replaces it.
+  save_checkpoint(run, m, opt, state_at(3, 8), 2);
+  EXPECT_EQ(checkpoint_dirs(run).size(), 2u);
+  // Non-finite weights are never saved.
+  m.params[0] = std::numeric_limits<float>::infinity();
+  expect_error([&] { save_checkpoint(run, m, opt, state_at(4, 8), 2); },
+               {"checkpoint at step 4 not saved", "is not finite"});
+  EXPECT_EQ(fs::path(checkpoint_dirs(run).back()).filename(), "step-00000003");
+}
+
+// A write error in the middle of a save (here the file-size limit, EFBIG, as a full disk gives
+// ENOSPC): one error naming the cause and the intact previous checkpoint; nothing of the failed
+// save is left; the previous checkpoint still loads.
+TEST(Checkpoint, AFailedWriteLeavesThePreviousCheckpointIntact) {
+  TempDir dir;
+  const std::string run = dir / "run";
+  fs::create_directories(run);
+  Transformer<float> m(micro_config(), 0);
+  m.init(5);
+  AdamW<float> opt(m.layout(), AdamWConfig{});
+  save_checkpoint(run, m, opt, state_at(1, 7), 2);
+  struct rlimit old {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 2000;  // smaller than a model file
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string msg;
+  try {
+    save_checkpoint(run, m, opt, state_at(2, 7), 2);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, SIG_DFL);
+  EXPECT_NE(msg.find("checkpoint at step 2 not saved"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("File too large"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("the previous checkpoint, step-00000001, is intact"), std::string::npos)
+      << msg;
+  for (const auto& e : fs::directory_iterator(run + "/checkpoints"))
+    EXPECT_EQ(e.path().filename(), "step-00000001") << "left behind: " << e.path();
+  Transformer<float> back(micro_config(), 0);
+  EXPECT_EQ(load_model(model_path(run), back), 1);
+}
+
+// A second writer of a run directory is refused at once, naming the holder; the lock goes with
+// its holder.
+TEST(RunLock, OneWriterPerRunDirectory) {
+  TempDir dir;
+  fs::create_directories(dir / "run");
+  {
+    RunLock first(dir / "run");
+    expect_error([&] { RunLock second(dir / "run"); },
+                 {"in use by another scalevec", fmt::format("pid {}", getpid())});
+    TrainSetup s;
+    s.train.steps = 2, s.train.eval_every = 0;
+    expect_error([&] { s.run(dir / "run"); }, {"in use by another scalevec"});
+  }
+  RunLock again(dir / "run");  // released
+}
+
+// Divergence: a loss that goes non-finite stops the run with an error naming the step, and the
+// last checkpoint before it stays the newest; nothing non-finite was saved.
+TEST(Train, DivergenceStopsWithoutOverwritingTheLastGoodCheckpoint) {
+  TempDir dir;
+  TrainSetup s;
+  s.train.optimizer = OptimizerKind::Sgd, s.train.lr = 9, s.train.grad_clip = 0;
+  s.train.warmup = 0, s.train.steps = 200, s.train.eval_every = 0, s.train.ckpt_every = 1;
+  s.train.sgd_momentum = 0.9;
+  std::string msg;
+  try {
+    s.run(dir / "run");
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  ASSERT_NE(msg.find("training diverged at step"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("stopped without saving"), std::string::npos) << msg;
+  const auto dirs = checkpoint_dirs(dir / "run");
+  ASSERT_FALSE(dirs.empty()) << msg;
+  const std::string last = fs::path(dirs.back()).filename().string();
+  EXPECT_NE(msg.find(fmt::format("step {}, is intact", std::stoi(last.substr(5)))),
+            std::string::npos)
+      << msg;
+  Transformer<float> m(s.model, 0);
+  EXPECT_NO_THROW(load_model(model_path(dir / "run"), m));  // finite, or it would throw
+}
+
+// metrics.jsonl: a resume drops the lines written after the checkpoint it resumes from (and a
+// torn last line), so no step appears twice.
+TEST(Train, ResumeAfterAKillTruncatesMetricsToTheCheckpoint) {
+  TempDir dir;
+  TrainSetup s;
+  s.train.steps = 10, s.train.eval_every = 0;
+  s.run(dir / "run", 5);
+  {  // what a kill at step 8 would have left: steps 6-8 logged, then a torn line
+    std::ofstream m(dir / "run" + "/metrics.jsonl", std::ios::app);
+    for (int k = 6; k <= 8; k++) m << "{\"step\":" << k << ",\"loss\":1.0}\n";
+    m << "{\"step\":9,\"lo";
+  }
+  s.run(dir / "run", 0, true);
+  std::ifstream in(dir / "run" + "/metrics.jsonl");
+  std::map<int, int> seen;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);  // every line is whole JSON
+    if (j.contains("loss")) seen[j["step"].get<int>()]++;
+  }
+  ASSERT_EQ(seen.size(), 10u);
+  for (auto [step, n] : seen) EXPECT_EQ(n, 1) << "step " << step;
+}
+
+// A spike is a loss more than 1 nat above and 1.5 times the median of the 20 before it; nothing
+// is flagged before 20 losses have been seen.
+TEST(Train, SpikeDetectorFlagsALossFarAboveItsRecentMedian) {
+  SpikeDetector d;
+  EXPECT_EQ(d.check(50.0), 0);  // the first losses set the level, whatever they are
+  for (int i = 0; i < 19; i++) EXPECT_EQ(d.check(2.0 + 0.01 * (i % 3)), 0);
+  EXPECT_EQ(d.check(2.9), 0);            // +0.9 nat: not a spike
+  EXPECT_DOUBLE_EQ(d.check(3.5), 2.01);  // +1.5 nats and 1.74x the median
+  EXPECT_EQ(d.check(2.0), 0);
 }
 
 }  // namespace

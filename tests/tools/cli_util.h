@@ -8,6 +8,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <chrono>
@@ -268,8 +269,17 @@ inline SafeTensors parse_safetensors(const fs::path& p) {
   return {json::parse(b.substr(8, n)), b.substr(8 + n)};
 }
 
+// Writes the file with a valid "crc32" entry (as docs/checkpoints.md defines it: CRC-32 of the
+// header without that entry, dumped compact with sorted keys, then the data): a file edited by a
+// careful hand, whose content the reader must judge on its merits.
 inline void write_safetensors(const fs::path& p, const SafeTensors& st) {
-  std::string h = st.header.dump();
+  json header = st.header;
+  header["__metadata__"].erase("crc32");
+  const std::string canonical = header.dump();
+  uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(canonical.data()), (uInt)canonical.size());
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(st.data.data()), (uInt)st.data.size());
+  header["__metadata__"]["crc32"] = std::to_string((uint32_t)crc);
+  std::string h = header.dump();
   while (h.size() % 8) h += ' ';
   std::string b(8, '\0');
   for (int i = 0; i < 8; i++) b[i] = char((uint64_t)h.size() >> (8 * i));

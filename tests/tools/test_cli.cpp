@@ -9,6 +9,8 @@
 //
 // Every run uses a tiny model (one layer, width 32) on a small generated text and one thread, so
 // the whole suite takes a few seconds.
+#include <tuple>
+
 #include "cli_util.h"
 
 namespace {
@@ -19,10 +21,10 @@ using namespace cli;
 // Fixtures.
 
 // The tiny architecture every run here uses, and quiet, single-threaded training flags.
-const Args kModel = {"--layers", "1", "--d-model", "32", "--heads", "2", "--d-ff", "32",
-                     "--context", "32"};
-const Args kTrain = {"--batch", "4", "--warmup", "2", "--eval-batches", "1", "--threads", "1",
-                     "--sample-len", "0", "--quiet"};
+const Args kModel = {"--layers", "1",      "--d-model", "32",        "--heads",
+                     "2",        "--d-ff", "32",        "--context", "32"};
+const Args kTrain = {"--batch",   "4", "--warmup",     "2", "--eval-batches", "1",
+                     "--threads", "1", "--sample-len", "0", "--quiet"};
 
 // A fresh temporary directory per test, holding `data.txt` (20 KB of text).
 class Cli : public ::testing::Test {
@@ -55,8 +57,8 @@ class Cli : public ::testing::Test {
 
 // Per-step records and validation losses of a run's metrics.jsonl.
 struct Metrics {
-  std::map<int, json> steps;                  // step -> its record (loss, lr, grad_norm, ...)
-  std::vector<std::pair<int, double>> val;    // (step, val_loss) in file order
+  std::map<int, json> steps;                // step -> its record (loss, lr, grad_norm, ...)
+  std::vector<std::pair<int, double>> val;  // (step, val_loss) in file order
   int duplicate_steps = 0;
 };
 
@@ -126,21 +128,24 @@ TEST_F(Cli, DeviceCuda) {
     return;
   }
   expect_error(r, "--device cuda");
-  expect_error(run({"gradcheck", "--device", "cuda", "--layers", "1", "--d-model", "16", "--heads", "2",
-                    "--d-ff", "16"}),
+  expect_error(run({"gradcheck", "--device", "cuda", "--layers", "1", "--d-model", "16", "--heads",
+                    "2", "--d-ff", "16"}),
                "--device cuda");
-  expect_error(run({"bench", "--device", "cuda", "--no-torch", "--presets", "tiny"}), "--device cuda");
+  expect_error(run({"bench", "--device", "cuda", "--no-torch", "--presets", "tiny"}),
+               "--device cuda");
 }
 
 // tf32 and bf16 are GPU precisions: on the CPU every command that takes --precision refuses them.
 TEST_F(Cli, ReducedPrecisionNeedsCuda) {
-  expect_error(run(train_args("run", {"--steps", "3", "--precision", "bf16"})), "needs --device cuda");
-  expect_error(run({"gradcheck", "--precision", "tf32", "--layers", "1", "--d-model", "16", "--heads", "2",
-                    "--d-ff", "16"}),
+  expect_error(run(train_args("run", {"--steps", "3", "--precision", "bf16"})),
                "needs --device cuda");
-  expect_error(run({"bench", "--precision", "bf16", "--no-torch", "--presets", "tiny"}), "needs --device cuda");
-  expect_error(run({"ablate", "--out", path("abl"), "--arms", "baseline", "--precision", "bf16", "--",
-                    "--steps", "3"}),
+  expect_error(run({"gradcheck", "--precision", "tf32", "--layers", "1", "--d-model", "16",
+                    "--heads", "2", "--d-ff", "16"}),
+               "needs --device cuda");
+  expect_error(run({"bench", "--precision", "bf16", "--no-torch", "--presets", "tiny"}),
+               "needs --device cuda");
+  expect_error(run({"ablate", "--out", path("abl"), "--arms", "baseline", "--precision", "bf16",
+                    "--", "--steps", "3"}),
                "needs --device cuda");
   expect_error(run(train_args("run", {"--steps", "3", "--precision", "fp16"})), "fp16");
 }
@@ -188,9 +193,7 @@ TEST_F(Cli, ContextOne) {
   expect_error(run(train_args("run", {"--steps", "5", "--context", "1"})), "context");
 }
 
-TEST_F(Cli, StepsNotANumber) {
-  expect_error(run(train_args("run", {"--steps", "abc"})), "abc");
-}
+TEST_F(Cli, StepsNotANumber) { expect_error(run(train_args("run", {"--steps", "abc"})), "abc"); }
 
 TEST_F(Cli, ThreadsNegative) {
   expect_error(run(train_args("run", {"--steps", "5", "--threads", "-1"})), "--threads");
@@ -217,6 +220,151 @@ TEST_F(Cli, NonFiniteLearningRate) {
 TEST_F(Cli, SampleTemperatureZero) {
   train_ok("run", {"--steps", "2"});
   expect_error(run({"sample", path("run"), "--length", "4", "--temperature", "0"}), "temperature");
+}
+
+// ================================================================================================
+// Input bounds: one rule per kind of value (tools/flags.h), the same in every command that takes
+// it. A bad value is refused while parsing, before any work, in one line naming the flag and the
+// value; the configs refuse what float32 cannot use.
+
+const std::string kSeedRule = "must be a whole number in [0, 18446744073709551615], got '";
+// gradcheck and bench on the smallest work and one thread, so that a value wrongly accepted fails
+// the test fast.
+const Args kGradcheck = {
+    "gradcheck", "--layers", "1", "--d-model", "8", "--heads",   "2", "--d-ff",    "8", "--context",
+    "8",         "--batch",  "1", "--seq",     "4", "--samples", "2", "--threads", "1"};
+const Args kBench = {"bench",    "--no-torch", "--presets", "tiny", "--steps",   "1",
+                     "--warmup", "0",          "--rounds",  "1",    "--threads", "1"};
+
+TEST_F(Cli, SeedOutOfRangeIsRefusedByEveryCommand) {
+  // (A tiny grid: were a seed accepted, the run would be short.)
+  const Args tiny_run = Args{"--data", data_, "--steps", "2", "--warmup", "0", "--batch", "2"} +
+                        kModel + Args{"--eval-batches", "1"};
+  auto ablate = [&](const std::string& seeds) {
+    const Args grid = {"ablate",  "--out", path("grid"), "--arms", "baseline",
+                       "--seeds", seeds,   "--threads",  "1",      "--"};
+    return run(grid + tiny_run);
+  };
+  for (const std::string bad : {"-1", "18446744073709551616", "+5", "3abc", "1e3"}) {
+    const std::string message = "--seed: " + kSeedRule + bad + "'";
+    expect_error(run(train_args("run", {"--steps", "2", "--seed", bad})), message);
+    expect_error(run({"sample", path("run"), "--seed", bad}), message);
+    expect_error(run(kGradcheck + Args{"--seed", bad}), message);
+    expect_error(run({"trace", "--seed", bad}), message);
+    expect_error(ablate(bad), "--seeds '" + bad + "'");  // ("-1" reads as a range from "" to 1)
+  }
+  expect_error(ablate("1,18446744073709551616"), "'18446744073709551616' is not a seed");
+  EXPECT_FALSE(fs::exists(path("run"))) << "a refused run wrote nothing";
+  // The largest seed is a seed: neither wrapped nor refused.
+  train_ok("run", {"--steps", "2", "--seed", "18446744073709551615"});
+  EXPECT_OK(run({"sample", path("run"), "--length", "4", "--threads", "1", "--seed",
+                 "18446744073709551615"}));
+}
+
+TEST_F(Cli, SampleTemperatureNotFiniteOrTooSmall) {
+  for (const std::string bad : {"inf", "nan", "-1", "1e-300", "1e39"}) {
+    const std::string rule =
+        "--temperature: must be a finite number > 0 (from 1.2e-38 to 3.4e38, the normal "
+        "float32 range), got '" +
+        bad + "'";
+    expect_error(run({"sample", path("run"), "--length", "4", "--temperature", bad}), rule);
+    // train's end-of-run sample: refused before training, not after it
+    expect_error(run(train_args("run", {"--steps", "2", "--temperature", bad})), rule);
+  }
+  expect_error(run(train_args("run", {"--steps", "2", "--sample-len", "-1"})), "--sample-len");
+  EXPECT_FALSE(fs::exists(path("run")));
+}
+
+TEST_F(Cli, FloatFieldsThatFloat32CannotUse) {
+  // --norm-eps 1e-300 is an eps of 0 in float32: NaN from step 2.
+  expect_error(run(train_args("run", {"--steps", "2", "--norm-eps", "1e-300"})),
+               "norm_eps = 1e-300 is not usable in float32: it is 0 there");
+  expect_error(run(train_args("run", {"--steps", "2", "--adam-eps", "1e-50"})),
+               "adam_eps = 1e-50 is not usable in float32: it is 0 there");
+  expect_error(run(train_args("run", {"--steps", "2", "--beta2", "0.99999999"})),
+               "beta2 = 0.99999999 is not usable in float32: it is 1 there");
+  expect_error(run(train_args("run", {"--steps", "2", "--rope-base", "1e39"})),
+               "rope_base = 1e+39 is not usable in float32: it is inf there");
+  expect_error(run(kGradcheck + Args{"--norm-eps", "1e-300"}), "norm_eps = 1e-300");
+  EXPECT_FALSE(fs::exists(path("run"))) << "a refused run wrote nothing";
+}
+
+TEST_F(Cli, GradcheckTolerancesMustBeUsable) {
+  for (const std::string bad : {"inf", "nan", "-1e-10"})
+    expect_error(run(kGradcheck + Args{"--atol", bad}),
+                 "--atol: must be a finite absolute tolerance >= 0, got '" + bad + "'");
+  const std::string rule =
+      "must be a relative tolerance in (0, 1) (at 1 or more a result of all zeros passes)";
+  for (const std::string bad : {"inf", "nan", "0", "1", "-1e-6"}) {
+    expect_error(run(kGradcheck + Args{"--rtol", bad}), "--rtol: " + rule + ", got '" + bad + "'");
+    expect_error(run(kGradcheck + Args{"--device-rtol", bad}), rule + ", got '" + bad + "'");
+  }
+  for (const std::string bad : {"inf", "nan", "0"})
+    expect_error(run(kGradcheck + Args{"--h", bad}),
+                 "--h: must be a finite number > 0, got '" + bad + "'");
+}
+
+TEST_F(Cli, BenchPeakTflopsMustBeFiniteAndPositive) {
+  for (const std::string bad : {"nan", "inf", "0", "-1"})
+    expect_error(run(kBench + Args{"--peak-tflops", bad}),
+                 "--peak-tflops: must be a finite number > 0, got '" + bad + "'");
+}
+
+TEST_F(Cli, ThreadsAboveFourPerCpuAreRefused) {
+  const std::string rule = "--threads: must be 0 (the OpenMP default) or a whole number in [1, ";
+  for (const std::string bad : {"100000", "2.5", "-1"}) {
+    expect_error(run({"sample", path("run"), "--threads", bad}), rule);
+    expect_error(run(with(kGradcheck, {"--threads", bad})), rule);
+    expect_error(run(with(kBench, {"--threads", bad})), rule);
+    expect_error(run(train_args("run", {"--steps", "2", "--threads", bad})), rule);
+    expect_error(run({"ablate", "--out", path("grid"), "--threads", bad}), rule);
+  }
+}
+
+// A number is the whole token: "3abc" is refused by every flag that takes a number.
+TEST_F(Cli, TrailingGarbageIsRefusedEverywhere) {
+  const std::string ckpt = path("run");
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"sample", "--length", "3abc"},
+      {"sample", "--top-k", "3abc"},
+      {"sample", "--temperature", "0.8abc"},
+      {"sample", "--seed", "3abc"},
+      {"sample", "--threads", "3abc"},
+      {"gradcheck", "--batch", "3abc"},
+      {"gradcheck", "--seq", "3abc"},
+      {"gradcheck", "--samples", "3abc"},
+      {"gradcheck", "--h", "3e-4abc"},
+      {"gradcheck", "--rtol", "1e-6abc"},
+      {"gradcheck", "--atol", "3abc"},
+      {"gradcheck", "--device-rtol", "0.1abc"},
+      {"gradcheck", "--layers", "3abc"},
+      {"gradcheck", "--threads", "3abc"},
+      {"bench", "--steps", "3abc"},
+      {"bench", "--warmup", "3abc"},
+      {"bench", "--rounds", "3abc"},
+      {"bench", "--peak-tflops", "3abc"},
+      {"bench", "--threads", "3abc"},
+      {"trace", "--batch", "3abc"},
+      {"trace", "--seq", "3abc"},
+      {"trace", "--values", "3abc"},
+      {"trace", "--digits", "3abc"},
+      {"trace", "--seed", "3abc"},
+      {"inspect", "--d-model", "3abc"},
+      {"train", "--lr", "1e-3abc"},
+      {"train", "--batch", "3abc"},
+      {"train", "--norm-eps", "1e-5x"},
+      {"train", "--seed", "3abc"},
+      {"train", "--layers", "0x10"},
+  };
+  for (const auto& [cmd, flag, bad] : cases) {
+    const Result r = cmd == "train"    ? run(train_args("run", {"--steps", "2", flag, bad}))
+                     : cmd == "sample" ? run({cmd, ckpt, flag, bad})
+                                       : run({cmd, flag, bad});
+    expect_error(r, flag);
+    const auto lines = lines_of(r.err);
+    EXPECT_TRUE(!lines.empty() && lines.back().find(bad) != std::string::npos) << r;
+  }
+  EXPECT_FALSE(fs::exists(path("run")));
 }
 
 // ================================================================================================
@@ -314,15 +462,15 @@ TEST_F(CliCheckpoint, FlippedDataByteFailsChecksum) {
 TEST_F(CliCheckpoint, WrongFormatVersion) {
   // Control: rewriting the header unchanged keeps a loadable file.
   SafeTensors st = parse_safetensors(model_);
-  ASSERT_EQ(st.header.at("__metadata__").at("format_version"), "1");
+  ASSERT_EQ(st.header.at("__metadata__").at("format_version"), "2");
   write_safetensors(model_, st);
   EXPECT_OK(run({"sample", model_, "--length", "4", "--threads", "1"}));
   // A future version is refused, naming the version.
-  st.header["__metadata__"]["format_version"] = "2";
+  st.header["__metadata__"]["format_version"] = "3";
   write_safetensors(model_, st);
   const Result r = run({"sample", model_, "--length", "4"});
   expect_error(r, "version");
-  EXPECT_NE(r.err.find("'2'"), std::string::npos) << r;
+  EXPECT_NE(r.err.find("'3'"), std::string::npos) << r;
 }
 
 TEST_F(CliCheckpoint, NotAModelCheckpoint) {
@@ -401,7 +549,8 @@ TEST_F(Cli, ResumeWithoutDataFlagKeepsTheRunsData) {
     return;
   }
   EXPECT_OK(r);
-  const Metrics a = read_metrics(path("a/metrics.jsonl")), b = read_metrics(path("b/metrics.jsonl"));
+  const Metrics a = read_metrics(path("a/metrics.jsonl")),
+                b = read_metrics(path("b/metrics.jsonl"));
   ASSERT_FALSE(a.val.empty());
   ASSERT_FALSE(b.val.empty());
   EXPECT_EQ(a.val.back().second, b.val.back().second)
@@ -418,7 +567,8 @@ TEST_F(Cli, ResumeIsExact) {
     ASSERT_EQ((int)half.steps.size(), N) << "--stop-at should stop after step " << N;
   }
   train_ok("b", {"--steps", total, "--eval-every", "10", "--resume"});
-  const Metrics a = read_metrics(path("a/metrics.jsonl")), b = read_metrics(path("b/metrics.jsonl"));
+  const Metrics a = read_metrics(path("a/metrics.jsonl")),
+                b = read_metrics(path("b/metrics.jsonl"));
   EXPECT_EQ(a.duplicate_steps, 0);
   EXPECT_EQ(b.duplicate_steps, 0);
   ASSERT_EQ((int)a.steps.size(), N + M);
@@ -444,16 +594,18 @@ TEST_F(Cli, ResumeIsExact) {
 
 TEST_F(Cli, CtrlCSavesAndResumes) {
   // A wider model and a longer run (a few seconds), with progress lines on stderr.
-  const Args model = {"--layers", "2", "--d-model", "64", "--heads", "2", "--d-ff", "64",
-                      "--context", "64"};
-  const Args flags = Args{"train", "--data", data_, "--out", path("run"), "--steps", "400",
-                          "--batch", "8", "--warmup", "2", "--eval-batches", "1", "--threads",
-                          "1", "--sample-len", "0"} + model;
+  const Args model = {"--layers", "2",      "--d-model", "64",        "--heads",
+                      "2",        "--d-ff", "64",        "--context", "64"};
+  const Args flags =
+      Args{"train", "--data",    data_, "--out",        path("run"), "--steps",
+           "400",   "--batch",   "8",   "--warmup",     "2",         "--eval-batches",
+           "1",     "--threads", "1",   "--sample-len", "0"} +
+      model;
   Child c(flags);
   ASSERT_GT(c.pid(), 0) << c.err_so_far();
   // The first progress line ("step   20/400 | loss ...") shows the loop is running.
-  const bool training = c.pump_until(
-      [&] { return c.err_so_far().find("/400 | loss") != std::string::npos; }, 60);
+  const bool training =
+      c.pump_until([&] { return c.err_so_far().find("/400 | loss") != std::string::npos; }, 60);
   ASSERT_TRUE(training) << "no progress line: " << c.finish(10);
   ASSERT_EQ(kill(c.pid(), SIGINT), 0);
   const Result r = c.finish(60);
@@ -500,9 +652,9 @@ TEST_F(Cli, HelpEachSubcommand) {
 }
 
 TEST_F(Cli, GradcheckSmallConfigPasses) {
-  const Result r = run({"gradcheck", "--layers", "1", "--d-model", "32", "--heads", "2", "--d-ff",
-                        "16", "--context", "8", "--batch", "2", "--seq", "8", "--samples", "8",
-                        "--threads", "1"});
+  const Result r =
+      run({"gradcheck", "--layers", "1", "--d-model", "32", "--heads", "2", "--d-ff", "16",
+           "--context", "8", "--batch", "2", "--seq", "8", "--samples", "8", "--threads", "1"});
   EXPECT_OK(r);
   EXPECT_NE(r.out.find("PASS"), std::string::npos) << r;
 }
@@ -526,9 +678,7 @@ TEST_F(Cli, InspectNoScaleVectors) {
   EXPECT_NE(r.out.find("scale vectors 0 "), std::string::npos) << r;
 }
 
-TEST_F(Cli, InspectBadArchitecture) {
-  expect_error(run({"inspect", "--layers", "0"}), "layers");
-}
+TEST_F(Cli, InspectBadArchitecture) { expect_error(run({"inspect", "--layers", "0"}), "layers"); }
 
 // ================================================================================================
 // Scale strategies, architecture switches and optimizers on the command line.
@@ -546,9 +696,9 @@ TEST_F(Cli, ComponentFlagsMakeACustomStrategyStoredInTheCheckpoint) {
   train_ok("c", {"--steps", "2", "--scale", "hg", "--dp", "q,up", "--qk-norm"});
   const Result r = run({"inspect", "--ckpt", path("c")});
   EXPECT_OK(r);
-  for (const char* want : {"scale strategy: custom", "hg true", "dp q,up", "qk-norm true",
-                           "layers.0.attn_norm.q.gamma", "layers.0.attn.q_dp.u",
-                           "layers.0.attn.q_norm.gamma"})
+  for (const char* want :
+       {"scale strategy: custom", "hg true", "dp q,up", "qk-norm true",
+        "layers.0.attn_norm.q.gamma", "layers.0.attn.q_dp.u", "layers.0.attn.q_norm.gamma"})
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r;
 }
 
@@ -569,8 +719,8 @@ TEST_F(Cli, NoScalesCannotBePlaced) {
 TEST_F(Cli, InspectUnifiedListsTypesAndShare) {
   const Result r = run({"inspect", "--scale", "unified", "--wd-policy", "iwd"});
   EXPECT_OK(r);
-  for (const char* want : {"layers.0.attn.q_dnp.beta", "Output", "Input", "rows of layers.0.attn.wv",
-                           "scale vectors 7329", "of all"})
+  for (const char* want : {"layers.0.attn.q_dnp.beta", "Output", "Input",
+                           "rows of layers.0.attn.wv", "scale vectors 7329", "of all"})
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r;
 }
 
@@ -578,14 +728,16 @@ TEST_F(Cli, InspectMarksCancelledMagnitudes) {
   const Result r = run({"inspect", "--scale", "unified", "--keep-cancelled-magnitude"});
   EXPECT_OK(r);
   EXPECT_NE(r.out.find("note: layers.0.attn_norm.q.beta: gradient structurally zero"),
-            std::string::npos) << r;
+            std::string::npos)
+      << r;
 }
 
 TEST_F(Cli, GradcheckEveryPresetPasses) {
   for (const auto& preset : {"hg", "dp", "dnp", "magdir", "magdir-normalized", "unified"}) {
-    const Result r = run({"gradcheck", "--scale", preset, "--layers", "1", "--d-model", "16",
-                          "--heads", "2", "--d-ff", "16", "--context", "8", "--batch", "2", "--seq",
-                          "8", "--samples", "6", "--threads", "1"});
+    const Result r =
+        run({"gradcheck", "--scale", preset,   "--layers",  "1",         "--d-model", "16",
+             "--heads",   "2",       "--d-ff", "16",        "--context", "8",         "--batch",
+             "2",         "--seq",   "8",      "--samples", "6",         "--threads", "1"});
     EXPECT_OK(r);
     EXPECT_NE(r.out.find("PASS"), std::string::npos) << preset << "\n" << r;
   }

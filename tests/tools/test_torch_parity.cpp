@@ -374,6 +374,67 @@ TEST_F(torch_parity, RefusesACheckpointWhoseScaleLayoutDiffersFromItsConfig) {
   EXPECT_NE(r.output.find("extra ['layers.0.attn_norm.k.gamma'"), std::string::npos) << r.output;
 }
 
+// A model file written by Python (tools/torch_ref.py's write_safetensors: the tensors and the
+// metadata docs/checkpoints.md lists for a foreign file, the checksum computed in Python) is
+// read by `scalevec sample` and `scalevec eval` exactly as the file it was copied from; a Python
+// file whose checksum is left out is refused.
+TEST_F(torch_parity, AModelFileWrittenByPythonIsReadLikeOurs) {
+  ModelConfig cfg = model_preset("tiny");
+  cfg.n_layer = 1, cfg.context = 16;
+  Transformer<float> m(cfg, 0);
+  m.init(11);
+  const fs::path ours = dir.path / "ours.safetensors", theirs = dir.path / "theirs.safetensors";
+  const fs::path bare = dir.path / "bare.safetensors", text = dir.path / "text.txt";
+  save_model(ours.string(), m, 7);
+  {
+    std::string bytes;  // every byte value as a target, in a scrambled order
+    for (int i = 0; i < 4096; i++) bytes += char((i * 167 + 13) % 256);
+    std::ofstream(text, std::ios::binary) << bytes;
+  }
+  const std::string py =
+      "import sys; sys.path.insert(0, sys.argv[1]); import torch_ref as t; "
+      "ts, meta = t.read_safetensors(sys.argv[2]); "
+      "keep = {k: meta[k] for k in ('format', 'kind', 'format_version', 'config', 'step')}; "
+      "t.write_safetensors(sys.argv[3], list(ts.items()), keep); "
+      "import json, struct; raw = open(sys.argv[3], 'rb').read(); "
+      "n = struct.unpack('<Q', raw[:8])[0]; h = json.loads(raw[8:8 + n]); "
+      "del h['__metadata__']['crc32']; hb = json.dumps(h).encode(); hb += b' ' * (-len(hb) % 8); "
+      "open(sys.argv[4], 'wb').write(struct.pack('<Q', len(hb)) + hb + raw[8 + n:])";
+  const Proc w =
+      run(torch_util::python() + " -c " + quote(py) + " " +
+          quote(std::string(SCALEVEC_SOURCE_DIR) + "/tools") + " " + quote(ours.string()) + " " +
+          quote(theirs.string()) + " " + quote(bare.string()));
+  ASSERT_EQ(w.status, 0) << w.output;
+  for (const char* cmd : {" sample --length 40 --seed 3 ", " eval --data "}) {
+    const std::string extra = std::string(cmd) == " eval --data " ? quote(text.string()) + " " : "";
+    const Proc a = run(quote(SCALEVEC_EXE) + cmd + extra + quote(ours.string()));
+    const Proc b = run(quote(SCALEVEC_EXE) + cmd + extra + quote(theirs.string()));
+    ASSERT_EQ(a.status, 0) << a.output;
+    ASSERT_EQ(b.status, 0) << b.output;
+    // The same text or loss; eval names its file, so compare from the numbers on.
+    const auto tail = [](const std::string& s) { return s.substr(s.find('\n') + 1); };
+    EXPECT_EQ(std::string(cmd) == " eval --data " ? tail(a.output) : a.output,
+              std::string(cmd) == " eval --data " ? tail(b.output) : b.output);
+  }
+  // eval's numbers: a freshly initialized model (weights of std 0.02) predicts nearly uniformly,
+  // so over targets that take every byte value its loss is close to ln 256 nats = 8 bits per
+  // byte; bits = nats / ln 2 (both printed to 4 decimals).
+  const Proc e = run(quote(SCALEVEC_EXE) + " eval --data " + quote(text.string()) + " " +
+                     quote(ours.string()));
+  double nats = 0, bits = 0;
+  const size_t at = e.output.find("loss ");
+  ASSERT_NE(at, std::string::npos) << e.output;
+  ASSERT_EQ(
+      std::sscanf(e.output.c_str() + at, "loss %lf nats per byte, %lf bits per byte", &nats, &bits),
+      2)
+      << e.output;
+  EXPECT_NEAR(nats, std::log(256.0), 0.1) << e.output;
+  EXPECT_NEAR(bits, nats / std::log(2.0), 2e-4) << e.output;
+  const Proc c = run(quote(SCALEVEC_EXE) + " sample --length 4 " + quote(bare.string()));
+  EXPECT_NE(c.status, 0) << c.output;
+  EXPECT_NE(c.output.find("has no checksum"), std::string::npos) << c.output;
+}
+
 // `scalevec bench` end to end on the tiny preset: our step, the PyTorch step, the parity of the
 // initial loss, and the JSON report.
 TEST_F(torch_parity, BenchRunsBothAndReportsParity) {
