@@ -31,8 +31,7 @@ Action add_eval(CLI::App& app) {
   cmd->add_option("--threads", a->threads, threads_help())->check(thread_count());
   return [=]() -> int {
     set_num_threads(a->threads);
-    const std::string path =
-        std::filesystem::is_directory(a->ckpt) ? model_path(a->ckpt) : a->ckpt;
+    const std::string path = std::filesystem::is_directory(a->ckpt) ? model_path(a->ckpt) : a->ckpt;
     const ModelConfig cfg = read_model_config(path);
     Transformer<float> model(cfg, a->batch);
     const int64_t step = load_model(path, model);
