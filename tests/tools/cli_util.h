@@ -286,4 +286,37 @@ inline void write_safetensors(const fs::path& p, const SafeTensors& st) {
   write_file(p, b + h + st.data);
 }
 
+// ------------------------------------------------------------------------------------------------
+// The fixture of the tests that train through the binary (test_cli, test_faults).
+
+// The tiny architecture every such run uses, and quiet, single-threaded training flags.
+const Args kModel = {"--layers", "1",      "--d-model", "32",        "--heads",
+                     "2",        "--d-ff", "32",        "--context", "32"};
+const Args kTrain = {"--batch",   "4", "--warmup",     "2", "--eval-batches", "1",
+                     "--threads", "1", "--sample-len", "0", "--quiet"};
+
+// A fresh temporary directory per test, holding `data.txt` (20 KB of text).
+class RunDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "scalevec_cli_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    data_ = (dir_ / "data.txt").string();
+    write_file(data_, make_text(20000));
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  // `scalevec train` of the tiny model on data.txt into dir/<out>, with `extra` flags (which
+  // replace the defaults' values of the same flags: CLI11 refuses a flag given twice).
+  Args train_args(const std::string& out, const Args& extra = {}) const {
+    return with(Args{"train", "--data", data_, "--out", path(out)} + kModel + kTrain, extra);
+  }
+  fs::path dir_;
+  std::string data_;
+};
+
 }  // namespace cli

@@ -16,28 +16,8 @@ namespace {
 
 using namespace cli;
 
-const Args kModel = {"--layers", "1",      "--d-model", "32",        "--heads",
-                     "2",        "--d-ff", "32",        "--context", "32"};
-const Args kTrain = {"--batch",   "4", "--warmup",     "2", "--eval-batches", "1",
-                     "--threads", "1", "--sample-len", "0", "--quiet"};
-
-class Faults : public ::testing::Test {
+class Faults : public RunDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "scalevec_faults_XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    data_ = (dir_ / "data.txt").string();
-    write_file(data_, make_text(20000));
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  Args train_args(const std::string& out, const Args& extra = {}) const {
-    return with(Args{"train", "--data", data_, "--out", path(out)} + kModel + kTrain, extra);
-  }
   // The newest complete checkpoint's step of a run directory (-1: none).
   int newest_step(const std::string& out) const {
     int best = -1;
@@ -48,8 +28,6 @@ class Faults : public ::testing::Test {
     }
     return best;
   }
-  fs::path dir_;
-  std::string data_;
 };
 
 // kill -9 at random instants of a run that saves a checkpoint after every step: afterwards the
