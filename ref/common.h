@@ -58,4 +58,27 @@ void select_blas_kernel(char** argv);
 // "SkylakeX", "Haswell", ...: the kernels OpenBLAS uses, and why (for --version and bench).
 std::string blas_kernel_description();
 
+// OpenMP's idle threads spin at the end of every parallel region before they sleep (libgomp's
+// default: 300000 spins, about a millisecond here). A training step has hundreds of regions; on a
+// machine shared with another busy program, a spinning thread holds a core that program needs and
+// waits for a thread that is descheduled, and the step takes far longer than its share of the
+// cores explains (docs/benchmarks.md, "Sharing the CPU"). libgomp reads its environment once, when
+// it is loaded, before main() (and the C library resets the environment after the executable's
+// .preinit_array, so no code of ours runs early enough). configure_runtime(argv), called first in
+// the scalevec executable's main(), therefore does what select_blas_kernel does and also: if
+// neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set, it sets GOMP_SPINCOUNT=kDefaultSpinCount
+// (and SCALEVEC_DEFAULT_SPINCOUNT=1, so that `bench` can give its PyTorch peer libgomp's own
+// default back) and restarts the program once with the same arguments. `skip_wait_policy`: the
+// commands that run no parallel work (--help, inspect, ...) are not restarted for it.
+inline constexpr const char* kDefaultSpinCount = "1000";
+void configure_runtime(char** argv, bool skip_wait_policy = false);
+// "GOMP_SPINCOUNT=1000 (scalevec's default)", "OMP_WAIT_POLICY=active (set by the user)", ...
+std::string openmp_wait_description();
+// The share of the machine's CPUs busy with other programs, measured over `seconds` from
+// /proc/stat (all CPUs' non-idle time, minus this process's own); -1 where it cannot be read.
+double busy_cpus_elsewhere(double seconds);
+// One line for stderr when the machine is busy and `threads` exceed its free cores ("" if not):
+// the step then waits for threads that share a core with another program.
+std::string busy_machine_warning(int threads, double seconds = 0.1);
+
 }  // namespace scalevec

@@ -487,10 +487,12 @@ Action add_ablate(CLI::App& app, std::vector<std::string> argv) {
     }
     set_num_threads(a->threads);
     a->device.validate();
+    BusyMachineCheck busy(a->device, num_threads());
     fs::create_directories(a->out);
     const RunLock lock(a->out);  // one ablate per grid directory (each run locks its own too)
     const Plan plan = define_grid(*a, argv, cmd->get_option("--preset")->count() > 0,
                                   cmd->get_option("--seeds")->count() > 0);
+    busy.report();
     return run_grid(*a, plan);
   };
 }

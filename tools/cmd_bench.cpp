@@ -28,6 +28,7 @@
 
 #include "commands.h"
 #include "ref/common.h"
+#include "ref/ops/blas.h"
 #include "ref/rng.h"
 #include "ref/train/checkpoint.h"
 #include "ref/train/data.h"
@@ -45,7 +46,8 @@ using Clock = std::chrono::steady_clock;
 
 struct BenchArgs {
   std::string presets = "tiny,small";
-  int threads = 0, steps = 5, warmup = 2, rounds = 3;
+  std::string threads = "0";  // a list: each count is measured in turn (1,2 prints the scaling)
+  int steps = 5, warmup = 2, rounds = 3;
   bool no_torch = false;
   std::string python = SCALEVEC_PYTHON;
   std::string json_out;
@@ -106,11 +108,38 @@ std::string capture(const std::string& cmd, int* status) {
 }
 
 // The environment PyTorch runs in: the OpenMP build of OpenBLAS first on the library path (it
-// shares libgomp's pool with torch's own OpenMP loops, like ours does) and our thread count.
+// shares libgomp's pool with torch's own OpenMP loops, like ours does) and our thread count. The
+// spin count scalevec chooses for itself (ref/common.h, configure_runtime) is taken away
+// again: PyTorch runs with libgomp's own default, as a user starts it.
 std::string python_env(int threads) {
+  const bool ours = std::getenv("SCALEVEC_DEFAULT_SPINCOUNT") != nullptr;
   return fmt::format(
-      "LD_LIBRARY_PATH={}\"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\" OMP_NUM_THREADS={} ",
+      "{}LD_LIBRARY_PATH={}\"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\" OMP_NUM_THREADS={} ",
+      ours ? "env -u GOMP_SPINCOUNT -u SCALEVEC_DEFAULT_SPINCOUNT " : "",
       shell_quote(SCALEVEC_OPENBLAS_LIBDIR), threads);
+}
+
+// The machine's matrix-product ceiling at the current thread count: GFLOP/s of a large square
+// sgemm (kCeilingN³, 2·n³ FLOPs) through the same gemm<float> and BLAS as the model, the median of
+// three calls after one untimed. Measured in every round, beside the steps it is compared with.
+constexpr int kCeilingN = 2048;
+double sgemm_flops_per_s() {
+  static std::vector<float> A, B, C;
+  const size_t n = kCeilingN;
+  if (A.empty()) {
+    A.resize(n * n), B.resize(n * n), C.resize(n * n);
+    Rng rng(7);
+    for (auto& x : A) x = float(rng.uniform() - 0.5);
+    for (auto& x : B) x = float(rng.uniform() - 0.5);
+  }
+  std::vector<double> t;
+  for (int i = 0; i < 4; i++) {
+    const auto t0 = Clock::now();
+    gemm<float>(false, true, kCeilingN, kCeilingN, kCeilingN, 1.0f, A.data(), kCeilingN, B.data(),
+                kCeilingN, 0.0f, C.data(), kCeilingN);
+    if (i > 0) t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return 2.0 * double(n) * n * n / median(t);
 }
 
 // The PyTorch peer in the source tree; SCALEVEC_SOURCE_DIR in the environment overrides the tree
@@ -279,6 +308,9 @@ struct PresetResult {
   Timing ours, torch, torch_compiled;
   bool has_torch = false, has_compiled = false;
   std::string device;
+  int threads = 0;
+  std::vector<double> round_ceilings;  // CPU: the sgemm ceiling measured in each round (FLOP/s)
+  double ceiling = 0;                  // their median; 0 on the GPU (see --peak-tflops)
 };
 
 PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threads) {
@@ -286,7 +318,7 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   const TrainConfig tcfg = train_preset(name);
   PresetResult r;
   r.preset = name, r.B = tcfg.batch, r.Tn = mcfg.context;
-  r.device = a.where.device;
+  r.device = a.where.device, r.threads = threads;
   // The host model holds the weights (initialised as the trainer does, saved for PyTorch); it
   // needs activations only where the engine steps it (the CPU).
   Transformer<float> model(mcfg, a.where.steps_host_model() ? r.B : 0);
@@ -350,6 +382,10 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
     };
     const bool torch_first = r.has_torch && round % 2 == 0;
     if (torch_first) run_torch();
+    if (a.where.device == "cpu") {
+      fmt::print(stderr, "[bench] {}: matrix-product ceiling (sgemm {}^3)\n", what, kCeilingN);
+      r.round_ceilings.push_back(sgemm_flops_per_s());
+    }
     r.ours.add_round(run_ours(what));
     if (r.has_torch && !torch_first) run_torch();
   }
@@ -357,6 +393,7 @@ PresetResult bench_preset(const std::string& name, const BenchArgs& a, int threa
   r.ours.summarize(tokens, r.flops_per_token);
   if (r.has_torch) r.torch.summarize(tokens, r.flops_per_token);
   if (r.has_compiled) r.torch_compiled.summarize(tokens, r.flops_per_token);
+  if (!r.round_ceilings.empty()) r.ceiling = median(r.round_ceilings);
   return r;
 }
 
@@ -366,19 +403,31 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
       "\nscalevec bench: {}; median of {} training steps ({} round{} of {} after {} "
       "warmup); model FLOPs/token = 6*(matrix+head weights) + 12*L*T*C\n",
       cuda ? engine_description(a.where)
-           : fmt::format("{} threads, {}", threads, blas_kernel_description()),
+           : fmt::format("{} threads, {}, {}", threads, blas_kernel_description(),
+                         openmp_wait_description()),
       a.steps * a.rounds, a.rounds, a.rounds > 1 ? "s" : "", a.steps, a.warmup);
+  const bool ceil = !cuda && !results.empty() && results[0].ceiling > 0;
+  if (ceil) {
+    std::string per;
+    for (const auto& r : results)
+      per += fmt::format("{}{} {:.1f}", per.empty() ? "" : ", ", r.preset, r.ceiling / 1e9);
+    fmt::print(
+        "matrix-product ceiling: sgemm {}x{}x{} through the same BLAS and threads, median of 3 "
+        "calls in each round, GFLOP/s: {}; 'ceil' = GFLOP/s / ceiling\n",
+        kCeilingN, kCeilingN, kCeilingN, per);
+  }
   const bool mfu = a.peak_tflops > 0;
-  fmt::print("{:<6} {:>8} {:>8} {:<15} {:>9} {:>9} {:>10} {:>9} {:>9}{}\n", "preset", "params",
+  fmt::print("{:<6} {:>8} {:>8} {:<15} {:>9} {:>9} {:>10} {:>9} {:>9}{}{}\n", "preset", "params",
              "batch", "impl", "step ms", "min ms", "tok/s", "GFLOP/s", "loss@init",
-             mfu ? fmt::format(" {:>6}", "MFU") : "");
+             ceil ? fmt::format(" {:>6}", "ceil") : "", mfu ? fmt::format(" {:>6}", "MFU") : "");
   for (const auto& r : results) {
     auto row = [&](const std::string& impl, const Timing& t, const std::string& pre) {
       fmt::print(
-          "{:<6} {:>8} {:>8} {:<15} {:>9.1f} {:>9.1f} {:>10.0f} {:>9.1f} {:>9.5f}{}\n", pre,
+          "{:<6} {:>8} {:>8} {:<15} {:>9.1f} {:>9.1f} {:>10.0f} {:>9.1f} {:>9.5f}{}{}\n", pre,
           pre.empty() ? "" : fmt::format("{:.2f}M", r.params / 1e6),
           pre.empty() ? "" : fmt::format("{}x{}", r.B, r.Tn), impl, t.step_s * 1e3, t.min_s * 1e3,
           t.tokens_per_s, t.flops_per_s / 1e9, t.loss0,
+          ceil ? fmt::format(" {:>5.1f}%", 100 * t.flops_per_s / r.ceiling) : "",
           mfu ? fmt::format(" {:>5.1f}%", 100 * t.flops_per_s / (a.peak_tflops * 1e12)) : "");
     };
     auto ratio = [&](const std::string& label, const Timing& peer) {
@@ -401,19 +450,47 @@ void print_table(const std::vector<PresetResult>& results, int threads, const Be
         "is faster; |diff| = loss difference at the initial weights\n");
 }
 
-json to_json(const std::vector<PresetResult>& results, int threads, const BenchArgs& a,
-             const std::string& torch_version) {
-  json j = {{"threads", threads},
-            {"steps", a.steps},
-            {"warmup", a.warmup},
-            {"rounds", a.rounds},
-            {"torch_version", torch_version},
-            {"device", a.where.device},
-            {"precision", a.where.precision},
-            {"blas", blas_kernel_description()},
-            {"results", json::array()}};
-  if (a.where.device == "cuda") j["device_name"] = engine_description(a.where);
-  if (a.peak_tflops > 0) j["peak_tflops"] = a.peak_tflops;
+// With more than one thread count: each preset's median step time per count and the speed-up from
+// the first count to each other (step time at the first / step time at this one), for both sides,
+// and the same for the sgemm ceiling (its GFLOP/s, speed-up = GFLOP/s at N / at the first).
+void print_scaling(const std::vector<std::vector<PresetResult>>& runs) {
+  if (runs.size() < 2) return;
+  const int t0 = runs[0][0].threads;
+  std::string head;
+  for (const auto& run : runs) head += fmt::format(" {:>9}", fmt::format("{} thr", run[0].threads));
+  for (size_t i = 1; i < runs.size(); i++)
+    head += fmt::format(" {:>9}", fmt::format("{}->{}", t0, runs[i][0].threads));
+  fmt::print(
+      "\nthread scaling: median step time (ms) or ceiling (GFLOP/s) at each count, and the "
+      "speed-up from {} thread{}\n",
+      t0, t0 == 1 ? "" : "s");
+  fmt::print("{:<6} {:<15}{}\n", "preset", "impl", head);
+  for (size_t p = 0; p < runs[0].size(); p++) {
+    // time(r): seconds per unit of work (a step, a FLOP), so the speed-up is time(first) /
+    // time(this); shown(r): what the cell prints.
+    auto line = [&](const std::string& impl, auto time, auto shown) {
+      std::string cells;
+      for (const auto& run : runs) cells += fmt::format(" {:>9.1f}", shown(run[p]));
+      for (size_t i = 1; i < runs.size(); i++)
+        cells += fmt::format(" {:>8.2f}x", time(runs[0][p]) / time(runs[i][p]));
+      fmt::print("{:<6} {:<15}{}\n", impl == "scalevec ms" ? runs[0][p].preset : "", impl, cells);
+    };
+    auto ours = [](const PresetResult& r) { return r.ours.step_s; };
+    auto torch = [](const PresetResult& r) { return r.torch.step_s; };
+    auto ms = [](auto f) { return [f](const PresetResult& r) { return f(r) * 1e3; }; };
+    line("scalevec ms", ours, ms(ours));
+    if (runs[0][p].has_torch) line("pytorch ms", torch, ms(torch));
+    if (runs[0][p].ceiling > 0)
+      line(
+          "sgemm GFLOP/s", [](const PresetResult& r) { return 1.0 / r.ceiling; },
+          [](const PresetResult& r) { return r.ceiling / 1e9; });
+  }
+}
+
+// One thread count's results (the top level of the file holds the first count's, and "by_threads"
+// every count's).
+json results_json(const std::vector<PresetResult>& results) {
+  json out = json::array();
   for (const auto& r : results) {
     json e = {{"preset", r.preset},
               {"batch", {r.B, r.Tn}},
@@ -421,18 +498,45 @@ json to_json(const std::vector<PresetResult>& results, int threads, const BenchA
               {"flops_per_token", r.flops_per_token},
               {"batch_source", r.batch_source},
               {"scalevec", r.ours.to_json()}};
+    if (r.ceiling > 0) {
+      e["ceiling_flops_per_s"] = r.ceiling;
+      e["round_ceiling_flops_per_s"] = r.round_ceilings;
+      e["ceiling_share"] = r.ours.flops_per_s / r.ceiling;
+    }
     if (r.has_torch) {
       e["torch"] = r.torch.to_json();
       e["ratio_tokens_per_s"] = r.ours.tokens_per_s / r.torch.tokens_per_s;
       e["ratio_step_time"] = r.ours.step_s / r.torch.step_s;
       e["loss_diff"] = r.ours.loss0 - r.torch.loss0;
+      if (r.ceiling > 0) e["torch_ceiling_share"] = r.torch.flops_per_s / r.ceiling;
     }
     if (r.has_compiled) {
       e["torch_compile"] = r.torch_compiled.to_json();
       e["ratio_tokens_per_s_compile"] = r.ours.tokens_per_s / r.torch_compiled.tokens_per_s;
     }
-    j["results"].push_back(e);
+    out.push_back(e);
   }
+  return out;
+}
+
+json to_json(const std::vector<std::vector<PresetResult>>& runs, const BenchArgs& a,
+             const std::string& torch_version) {
+  json j = {{"threads", runs[0].empty() ? 0 : runs[0][0].threads},
+            {"steps", a.steps},
+            {"warmup", a.warmup},
+            {"rounds", a.rounds},
+            {"torch_version", torch_version},
+            {"device", a.where.device},
+            {"precision", a.where.precision},
+            {"blas", blas_kernel_description()},
+            {"openmp_wait", openmp_wait_description()},
+            {"results", results_json(runs[0])},
+            {"by_threads", json::array()}};
+  if (a.where.device == "cuda") j["device_name"] = engine_description(a.where);
+  if (a.peak_tflops > 0) j["peak_tflops"] = a.peak_tflops;
+  for (const auto& run : runs)
+    j["by_threads"].push_back(
+        {{"threads", run.empty() ? 0 : run[0].threads}, {"results", results_json(run)}});
   return j;
 }
 
@@ -457,8 +561,11 @@ Action add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   cmd->add_option("--presets", a->presets, "comma-separated presets to measure")
       ->capture_default_str();
-  cmd->add_option("--threads", a->threads, threads_help("CPU threads for both sides"))
-      ->check(thread_count());
+  cmd->add_option("--threads", a->threads,
+                  threads_help("CPU threads for both sides, or a comma-separated list of counts "
+                               "measured in turn (1,2 adds a thread-scaling table)"))
+      ->check(thread_counts())
+      ->capture_default_str();
   cmd->add_option("--steps", a->steps, "timed training steps per round, preset and side")
       ->check(at_least(1))
       ->capture_default_str();
@@ -497,31 +604,39 @@ Action add_bench(CLI::App& app) {
     make_engine(a->where,
                 train_preset("tiny"));  // refuses --device cuda here and now if it cannot run
     if (a->where.device == "cuda") fmt::print(stderr, "[bench] {}\n", engine_description(a->where));
-    set_num_threads(a->threads);
-    const int threads = num_threads();
+    const std::vector<int> counts = parse_thread_counts(a->threads);
+    set_num_threads(counts[0]);
+    BusyMachineCheck(a->where, num_threads()).report();
     // Check the PyTorch side before spending minutes on ours.
-    const std::string torch_version = a->no_torch ? "" : check_torch(a->python, threads);
-    if (!a->no_torch)
-      fmt::print(stderr, "[bench] PyTorch {} via {}, {} threads\n", torch_version, a->python,
-                 threads);
-    std::vector<PresetResult> results;
-    for (const auto& p : presets) results.push_back(bench_preset(p, *a, threads));
-    print_table(results, threads, *a);
+    const std::string torch_version = a->no_torch ? "" : check_torch(a->python, num_threads());
+    if (!a->no_torch) fmt::print(stderr, "[bench] PyTorch {} via {}\n", torch_version, a->python);
+    std::vector<std::vector<PresetResult>> runs;
+    for (const int n : counts) {
+      set_num_threads(n);
+      const int threads = num_threads();
+      fmt::print(stderr, "[bench] {} threads\n", threads);
+      std::vector<PresetResult> results;
+      for (const auto& p : presets) results.push_back(bench_preset(p, *a, threads));
+      runs.push_back(results);
+    }
+    for (const auto& results : runs) print_table(results, results[0].threads, *a);
+    print_scaling(runs);
     if (!a->json_out.empty()) {
       std::ofstream out(a->json_out);
-      out << to_json(results, threads, *a, torch_version).dump(2) << "\n";
+      out << to_json(runs, *a, torch_version).dump(2) << "\n";
       require(out.good(), "cannot write '{}'", a->json_out);
     }
-    for (const auto& r : results)
-      if (r.has_torch && std::fabs(r.ours.loss0 - r.torch.loss0) >
-                             loss_tolerance(r.ours.loss0, a->where.precision)) {
-        fmt::print(stderr,
-                   "error: {}: PyTorch's loss at the initial weights differs from ours by "
-                   "{:.3e} (tolerance {:.3e}): the two programs do not compute the same model\n",
-                   r.preset, std::fabs(r.ours.loss0 - r.torch.loss0),
-                   loss_tolerance(r.ours.loss0, a->where.precision));
-        return 1;
-      }
+    for (const auto& results : runs)
+      for (const auto& r : results)
+        if (r.has_torch && std::fabs(r.ours.loss0 - r.torch.loss0) >
+                               loss_tolerance(r.ours.loss0, a->where.precision)) {
+          fmt::print(stderr,
+                     "error: {}: PyTorch's loss at the initial weights differs from ours by "
+                     "{:.3e} (tolerance {:.3e}): the two programs do not compute the same model\n",
+                     r.preset, std::fabs(r.ours.loss0 - r.torch.loss0),
+                     loss_tolerance(r.ours.loss0, a->where.precision));
+          return 1;
+        }
     return 0;
   };
 }

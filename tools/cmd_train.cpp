@@ -56,6 +56,7 @@ Action add_train(CLI::App& app) {
 
   return [=]() -> int {
     set_num_threads(a->threads);
+    BusyMachineCheck busy(a->device, num_threads());
     const std::string out = a->out.empty() ? "runs/" + a->preset : a->out;
     require(!(a->resume && a->force),
             "--resume continues the run in '{}' and --force deletes it: pass one of them", out);
@@ -96,6 +97,7 @@ Action add_train(CLI::App& app) {
                probe_model.layout().total(), probe_model.layout().count_role(Role::Scale),
                mcfg.scale, wd_policy_name(tcfg.wd_policy), data.source, data.train.size(),
                data.val.size(), engine_description(a->device), out);
+    busy.report();
     TrainResult r = train(mcfg, tcfg, data, opts);
     if (!r.finished) {
       const bool interrupted = interrupt_flag()->load();

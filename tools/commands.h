@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,18 @@ const std::atomic<bool>* interrupt_flag();
 
 // A word as a POSIX shell needs it written: unchanged when plain, else in single quotes.
 std::string shell_quote(const std::string& w);
+
+// The busy-machine check of train, ablate and bench (ref/common.h, busy_machine_warning): started
+// in the background when the command starts (it measures 0.1 s of /proc/stat while the command
+// sets up), printed to stderr by report() before the first step. Nothing on --device cuda.
+class BusyMachineCheck {
+ public:
+  BusyMachineCheck(const DeviceChoice& where, int threads);
+  void report();
+
+ private:
+  std::future<std::string> warning_;
+};
 
 // Settings a scale preset implies for training, applied unless the user set them: `unified`
 // implies --wd-policy iwd. `given` are the training flags given (FlagSet::given()).

@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -82,6 +83,36 @@ inline std::string thread_count_error(const std::string& s) {
 }
 inline CLI::Validator thread_count() {
   return CLI::Validator(thread_count_error, fmt::format("0 or 1 to {}", max_threads()));
+}
+// A comma-separated list of thread counts, each as thread_count() takes it (bench --threads 1,2).
+inline std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t end = s.find(',', start);
+    out.push_back(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) return out;
+    start = end + 1;
+  }
+}
+inline std::string thread_counts_error(const std::string& s) {
+  for (const std::string& item : split_commas(s))
+    if (const std::string e = thread_count_error(item); !e.empty())
+      return e + (s == item ? "" : fmt::format(" (in the list '{}')", s));
+  return "";
+}
+inline CLI::Validator thread_counts() {
+  return CLI::Validator(thread_counts_error, fmt::format("list of 0 or 1 to {}", max_threads()));
+}
+inline std::vector<int> parse_thread_counts(const std::string& s) {
+  std::vector<int> out;
+  for (const std::string& item : split_commas(s)) {
+    int v = 0;
+    if (const std::string e = thread_count_error(item); !e.empty() || !parse_whole(item, v))
+      throw std::invalid_argument("--threads " + e);
+    out.push_back(v);
+  }
+  return out;
 }
 // The help text of a --threads flag.
 inline std::string threads_help(const std::string& what = "CPU threads") {

@@ -2,13 +2,18 @@
 #include <csignal>
 #include <cstdio>
 #include <map>
+#include <string>
 
 #include "commands.h"
 #include "ref/common.h"
 
 int main(int argc, char** argv) {
   using namespace scalevec;
-  select_blas_kernel(argv);  // OpenBLAS's fast kernels on CPUs it does not know (ref/common.h)
+  // OpenBLAS's fast kernels on CPUs it does not know, and OpenMP threads that do not spin long
+  // (ref/common.h); neither matters to the commands that run no parallel work.
+  const std::string first = argc > 1 ? argv[1] : "";
+  configure_runtime(argv,
+                    first.empty() || first[0] == '-' || first == "inspect" || first == "diagram");
   // A write past the file-size limit fails with EFBIG and is reported like a full disk, instead
   // of killing the process in the middle of a save.
   std::signal(SIGXFSZ, SIG_IGN);

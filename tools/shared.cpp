@@ -1,4 +1,5 @@
-// What the commands share: the Ctrl-C flag and shell quoting (tools/commands.h).
+// What the commands share: the Ctrl-C flag, shell quoting, the busy-machine check
+// (tools/commands.h).
 #include <csignal>
 
 #include "commands.h"
@@ -25,6 +26,17 @@ std::string shell_quote(const std::string& w) {
   std::string q = "'";
   for (char c : w) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
+}
+
+BusyMachineCheck::BusyMachineCheck(const DeviceChoice& where, int threads) {
+  if (where.device == "cpu")
+    warning_ = std::async(std::launch::async, [threads] { return busy_machine_warning(threads); });
+}
+
+void BusyMachineCheck::report() {
+  if (!warning_.valid()) return;
+  const std::string w = warning_.get();
+  if (!w.empty()) fmt::print(stderr, "{}\n", w);
 }
 
 }  // namespace scalevec

@@ -74,18 +74,20 @@ struct CpuOps {
     scalevec::rope_backward(dx, cos, sin, B, Tn, NH, hs, NH * hs);
   }
   // causal attention on q, k, v (B, T, NH·hs); att (B, NH, T, T) keeps the probabilities;
+  // the tiled form of attention.h, which skips the masked half;
   // the backward's datt needs attention_scratch_size(B, T, NH, hs) elements
   static size_t attention_scratch_size(int B, int Tn, int NH, int) {
     return (size_t)B * NH * Tn * Tn;
   }
   static void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, int B, int Tn,
                                 int NH, int hs) {
-    scalevec::attention_forward(out, att, q, k, v, NH * hs, B, Tn, NH, hs);
+    scalevec::attention_forward_tiled(out, att, q, k, v, NH * hs, B, Tn, NH, hs);
   }
   static void attention_backward(T* dq, T* dk, T* dv, T* datt, const T* dout, const T* att,
                                  const T* q, const T* k, const T* v, int B, int Tn, int NH,
                                  int hs) {
-    scalevec::attention_backward(dq, dk, dv, datt, dout, att, q, k, v, NH * hs, B, Tn, NH, hs);
+    scalevec::attention_backward_tiled(dq, dk, dv, datt, dout, att, q, k, v, NH * hs, B, Tn, NH,
+                                       hs);
   }
   // h = silu(g) ⊙ u, (N, F)
   static void swiglu_forward(T* h, const T* g, const T* u, int N, int F) {

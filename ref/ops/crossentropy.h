@@ -7,20 +7,27 @@
 #include <cstdint>
 #include <vector>
 
+#include "exp.h"
+
 namespace scalevec {
 
 // [snippet:crossentropy]
 // logits: (N, V); targets: (N,); losses: (N,) per-row loss. Returns the mean, summed in row order.
 template <class T>
 T crossentropy_forward(T* losses, const T* logits, const int32_t* targets, int N, int V) {
-#pragma omp parallel for schedule(static)
-  for (int n = 0; n < N; n++) {
-    const T* l = logits + (size_t)n * V;
-    T mx = l[0];
-    for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
-    T sum = 0;
-    for (int v = 0; v < V; v++) sum += std::exp(l[v] - mx);
-    losses[n] = std::log(sum) + mx - l[targets[n]];
+#pragma omp parallel
+  {
+    std::vector<T> e(V);  // this row's exp(logit - max)
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; n++) {
+      const T* l = logits + (size_t)n * V;
+      T mx = l[0];
+      for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+      for (int v = 0; v < V; v++) e[v] = vexp(l[v] - mx);  // vectorized (exp.h)
+      T sum = 0;
+      for (int v = 0; v < V; v++) sum += e[v];  // in order
+      losses[n] = std::log(sum) + mx - l[targets[n]];
+    }
   }
   T total = 0;
   for (int n = 0; n < N; n++) total += losses[n];
@@ -41,8 +48,9 @@ void crossentropy_backward(T* dlogits, const T* logits, const int32_t* targets, 
       T* d = dlogits + (size_t)n * V;
       T mx = l[0];
       for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+      for (int v = 0; v < V; v++) e[v] = vexp(l[v] - mx);
       T sum = 0;
-      for (int v = 0; v < V; v++) sum += (e[v] = std::exp(l[v] - mx));
+      for (int v = 0; v < V; v++) sum += e[v];
       const T inv = T(1) / sum;
       for (int v = 0; v < V; v++) d[v] += s * e[v] * inv;
       d[targets[n]] -= s;

@@ -2,13 +2,14 @@
 // g and u: (N, F) with row stride ld (the gate and up columns of one (N, 2F) buffer); h: (N, F).
 #pragma once
 
-#include <cmath>
+#include "exp.h"
 
 namespace scalevec {
 
+// σ(x) = 1 / (1 + e^-x); vexp (exp.h) so that the loops below vectorize.
 template <class T>
 inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
+  return T(1) / (T(1) + vexp(-x));
 }
 
 // [snippet:swiglu]

@@ -95,14 +95,14 @@ void rope_backward(float* x, const float* c, const float* s, int B, int T, int N
 size_t attention_scratch_size(int B, int T, int NH, int) { return (size_t)B * NH * T * T; }
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v,
                        int B, int T, int NH, int hs, float*) {
-  OperandPrecision rounding(g_precision);
-  scalevec::attention_forward(out, att, q, k, v, NH * hs, B, T, NH, hs);
+  OperandPrecision rounding(g_precision);  // the tiled form, as CpuOps runs it (bit-equal paths)
+  scalevec::attention_forward_tiled(out, att, q, k, v, NH * hs, B, T, NH, hs);
 }
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* att,
                         const float* q, const float* k, const float* v, int B, int T, int NH,
                         int hs, float* s) {
   OperandPrecision rounding(g_precision);
-  scalevec::attention_backward(dq, dk, dv, s, dout, att, q, k, v, NH * hs, B, T, NH, hs);
+  scalevec::attention_backward_tiled(dq, dk, dv, s, dout, att, q, k, v, NH * hs, B, T, NH, hs);
 }
 void swiglu_forward(float* h, const float* g, const float* u, int N, int F) {
   scalevec::swiglu_forward(h, g, u, N, F, F);

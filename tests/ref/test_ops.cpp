@@ -9,7 +9,9 @@
 //   * every backward accumulates (+=): calling it twice doubles the gradient.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -22,6 +24,7 @@
 #include "ref/ops/attention.h"
 #include "ref/ops/crossentropy.h"
 #include "ref/ops/embedding.h"
+#include "ref/ops/exp.h"
 #include "ref/ops/linear.h"
 #include "ref/ops/residual.h"
 #include "ref/ops/rmsnorm.h"
@@ -428,6 +431,8 @@ TEST(ThreadCount, OpsGiveTheSameBits) {
   for (auto& t : tok) t = int32_t(rng.below(V));
   std::vector<float> cs, sn;
   rope_tables(cs, sn, T, hs, 10000.0);
+  const int T2 = 2 * kAttentionTile + 3, N2 = B * T2;  // attention_forward_tiled: three tiles
+  const std::vector<float> x2 = rnd(N2 * 3 * C), dy2 = rnd(N2 * C);
   auto run_all = [&] {
     std::vector<float> all;
     auto keep = [&](const std::vector<float>& v) { all.insert(all.end(), v.begin(), v.end()); };
@@ -449,6 +454,15 @@ TEST(ThreadCount, OpsGiveTheSameBits) {
     attention_backward(dqkv.data(), dqkv.data() + C, dqkv.data() + 2 * C, datt.data(), dy.data(),
                        att.data(), x.data(), x.data() + C, x.data() + 2 * C, 3 * C, B, T, NH, hs);
     keep(out), keep(dqkv);
+    // the tiled form, over more than one tile
+    std::vector<float> out2(N2 * C), att2(B * NH * T2 * T2), datt2(att2.size()),
+        dqkv2(N2 * 3 * C, 0.f);
+    attention_forward_tiled(out2.data(), att2.data(), x2.data(), x2.data() + C, x2.data() + 2 * C,
+                            3 * C, B, T2, NH, hs);
+    attention_backward_tiled(dqkv2.data(), dqkv2.data() + C, dqkv2.data() + 2 * C, datt2.data(),
+                             dy2.data(), att2.data(), x2.data(), x2.data() + C, x2.data() + 2 * C,
+                             3 * C, B, T2, NH, hs);
+    keep(out2), keep(att2), keep(dqkv2);
     std::vector<float> h(N * F), dgu(N * 2 * F, 0.f);
     swiglu_forward(h.data(), x.data(), x.data() + F, N, F, 3 * C);
     swiglu_backward(dgu.data(), dgu.data() + F, dy.data(), x.data(), x.data() + F, N, F, 2 * F);
@@ -562,6 +576,7 @@ struct AttnCase {
   int C;
   Vec qkv, out, att, datt, dout;
   Idx idx;
+  bool tiled = false;  // the forward of the CPU backend (attention_forward_tiled)
   explicit AttnCase(AttnShape shape) : s(shape), C(shape.NH * shape.hs) {
     Rng rng(500 + s.T * 10 + s.hs);
     qkv = away_from_zero(rng, (size_t)s.B * s.T * s.ld);
@@ -571,8 +586,9 @@ struct AttnCase {
   }
   double* q() { return qkv.data(); }
   double loss() {
-    attention_forward(out.data(), att.data(), q(), q() + C, q() + 2 * C, s.ld, s.B, s.T, s.NH,
-                      s.hs);
+    (tiled ? attention_forward_tiled<double>
+           : attention_forward<double>)(out.data(), att.data(), q(), q() + C, q() + 2 * C, s.ld,
+                                        s.B, s.T, s.NH, s.hs);
     double l = 0;
     for (size_t i = 0; i < out.size(); i++) l += out[i] * dout[i];
     return l;
@@ -606,6 +622,78 @@ TEST(Attention, FiniteDifferences) {
     c.backward(d2, attention_backward<double>);
     expect_doubled(d, d2, c.idx, name);
     expect_untouched(d, padding_of(c.idx, d.size()), 0.0, name);
+  }
+}
+
+// The tiled form the CPU backend runs (attention.h, attention_forward_tiled): its own finite
+// differences, at T across several tiles with a partial last one.
+TEST(AttentionTiles, FiniteDifferences) {
+  static_assert(kAttentionTile == 32, "the shapes below straddle tiles of 32");
+  for (const AttnShape& s : {AttnShape{1, 33, 2, 3, 18}, AttnShape{2, 70, 1, 2, 7}}) {
+    const std::string name =
+        fmt::format("tiled attention B={} T={} NH={} hs={}", s.B, s.T, s.NH, s.hs);
+    AttnCase c(s);
+    c.tiled = true;
+    expect_pass(c.check(attention_backward_tiled<double>, name + " dq|dk|dv"), name);
+  }
+}
+
+// ... and the readable form's results: P (with exact zeros above the diagonal), out, dq, dk, dv,
+// in float and double, at T below, at and across the tile size. The tiles split each product
+// differently and sum dv, dk tile by tile, so the bound is a float rounding bound: 64 unit
+// roundoffs of the largest magnitude of each result (the differences seen: about 4 of them).
+template <class T>
+void expect_tiles_equal_readable(int B, int Tn, int NH, int hs, double roundoffs) {
+  const int C = NH * hs, ld = 3 * C;
+  Rng rng(1000 + Tn);
+  std::vector<T> qkv((size_t)B * Tn * ld), dout((size_t)B * Tn * C);
+  for (auto& x : qkv) x = T(rng.normal());
+  for (auto& x : dout) x = T(rng.normal());
+  struct Out {
+    std::vector<T> out, att, dqkv;
+  };
+  auto run = [&](bool tiled) {
+    Out o{std::vector<T>(dout.size()), std::vector<T>((size_t)B * NH * Tn * Tn, T(7)),
+          std::vector<T>(qkv.size(), T(0))};
+    std::vector<T> datt(o.att.size());
+    const T *q = qkv.data(), *k = q + C, *v = q + 2 * C;
+    T* d = o.dqkv.data();
+    if (tiled) {
+      attention_forward_tiled(o.out.data(), o.att.data(), q, k, v, ld, B, Tn, NH, hs);
+      attention_backward_tiled(d, d + C, d + 2 * C, datt.data(), dout.data(), o.att.data(), q, k, v,
+                               ld, B, Tn, NH, hs);
+    } else {
+      attention_forward(o.out.data(), o.att.data(), q, k, v, ld, B, Tn, NH, hs);
+      attention_backward(d, d + C, d + 2 * C, datt.data(), dout.data(), o.att.data(), q, k, v, ld,
+                         B, Tn, NH, hs);
+    }
+    return o;
+  };
+  const Out a = run(false), b = run(true);
+  const std::string where = fmt::format("B={} T={} NH={} hs={}", B, Tn, NH, hs);
+  auto expect_close = [&](const std::vector<T>& x, const std::vector<T>& y, const char* what) {
+    double scale = 0, worst = 0;
+    for (size_t i = 0; i < x.size(); i++) {
+      scale = std::max(scale, std::fabs(double(x[i])));
+      worst = std::max(worst, std::fabs(double(x[i]) - double(y[i])));
+    }
+    const double eps = std::numeric_limits<T>::epsilon() / 2;
+    EXPECT_LE(worst, roundoffs * eps * scale)
+        << what << " at " << where << ": " << worst / eps / scale << " roundoffs of " << scale;
+  };
+  expect_close(a.att, b.att, "P");
+  expect_close(a.out, b.out, "out");
+  expect_close(a.dqkv, b.dqkv, "dq|dk|dv");
+  for (int bh = 0; bh < B * NH; bh++)
+    for (int i = 0; i < Tn; i++)
+      for (int j = i + 1; j < Tn; j++)
+        ASSERT_EQ(b.att[((size_t)bh * Tn + i) * Tn + j], T(0)) << "P above the diagonal, " << where;
+}
+
+TEST(AttentionTiles, EqualTheReadableFormToRounding) {
+  for (const int Tn : {1, 5, 31, 32, 33, 64, 70, 128}) {
+    expect_tiles_equal_readable<float>(2, Tn, 2, 8, 64);
+    expect_tiles_equal_readable<double>(1, Tn, 2, 4, 64);
   }
 }
 
@@ -724,6 +812,57 @@ struct SwigluCase {
         name, gu, d, [&] { return loss(); }, idx);
   }
 };
+
+// vexp (ref/ops/exp.h), the exp of the float softmax, SiLU and cross-entropy loops. Against the
+// correctly rounded e^x (std::exp in double, rounded once to float): at most 1 unit in the last
+// place over every 61st float of [kExpLo, kExpHi] (36 million values; the exhaustive sweep of all
+// 2.2 billion, run once by hand on 2026-12-01, also gave 1); the limits and special values as
+// exp.h states them.
+int32_t ulp_distance(float a, float b) {
+  const int32_t ia = std::bit_cast<int32_t>(a), ib = std::bit_cast<int32_t>(b);
+  return ia > ib ? ia - ib : ib - ia;  // both positive here: their bits are ordered like them
+}
+
+TEST(VectorExp, WithinOneUlpOfTheCorrectlyRoundedValue) {
+  int32_t worst = 0;
+  float worst_x = 0;
+  long checked = 0;
+  for (int64_t b = 0; b < (int64_t(1) << 32); b += 61) {
+    const float x = std::bit_cast<float>(uint32_t(b));
+    if (!(x >= kExpLo && x <= kExpHi)) continue;
+    const int32_t d = ulp_distance(vexp(x), float(std::exp(double(x))));
+    if (d > worst) worst = d, worst_x = x;
+    checked++;
+  }
+  EXPECT_GT(checked, 30000000);
+  EXPECT_LE(worst, 1) << "at x = " << worst_x;
+}
+
+TEST(VectorExp, LimitsAndSpecialValues) {
+  EXPECT_EQ(vexp(0.0f), 1.0f);
+  EXPECT_EQ(vexp(-0.0f), 1.0f);
+  EXPECT_TRUE(std::isnan(vexp(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(vexp(std::numeric_limits<float>::infinity()), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(vexp(-std::numeric_limits<float>::infinity()), 0.0f);
+  EXPECT_EQ(vexp(std::nextafter(kExpHi, 100.0f)), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(vexp(std::nextafter(kExpLo, -100.0f)), 0.0f);
+  EXPECT_TRUE(std::isfinite(vexp(kExpHi)));
+  EXPECT_GT(vexp(kExpLo), 0.0f);        // about the smallest normal float, not 0
+  EXPECT_EQ(vexp(1.0), std::exp(1.0));  // double: the library's exp
+}
+
+// A loop of vexp is vectorized by the compiler; each element must still be what a scalar call
+// gives (the same operations in the same order), so a softmax does not depend on where a row
+// starts or on its length.
+TEST(VectorExp, VectorizedLoopEqualsScalarCalls) {
+  float (*volatile scalar)(float) = [](float x) { return vexp(x); };  // not inlined into a loop
+  std::vector<float> x(4099), y(x.size());
+  Rng rng(11);
+  for (auto& v : x) v = float(rng.uniform() * 200 - 100);
+  for (size_t i = 0; i < x.size(); i++) y[i] = vexp(x[i]);
+  for (size_t i = 0; i < x.size(); i++)
+    ASSERT_EQ(std::bit_cast<uint32_t>(y[i]), std::bit_cast<uint32_t>(scalar(x[i]))) << x[i];
+}
 
 TEST(Swiglu, FiniteDifferences) {
   for (const SwigluShape& s : {SwigluShape{3, 5, 10}, SwigluShape{2, 3, 7}, SwigluShape{1, 1, 2}}) {

@@ -9,6 +9,8 @@
 //
 // Every run uses a tiny model (one layer, width 32) on a small generated text and one thread, so
 // the whole suite takes a few seconds.
+#include <atomic>
+#include <thread>
 #include <tuple>
 
 #include "cli_util.h"
@@ -294,6 +296,66 @@ TEST_F(Cli, ThreadsAboveFourPerCpuAreRefused) {
     expect_error(run(train_args("run", {"--steps", "2", "--threads", bad})), rule);
     expect_error(run({"ablate", "--out", path("grid"), "--threads", bad}), rule);
   }
+}
+
+TEST_F(Cli, BenchThreadListIsCheckedItemByItem) {
+  const std::string rule = "--threads: must be 0 (the OpenMP default) or a whole number in [1, ";
+  for (const std::string bad : {"1,x", "1,,2", "1,", "2,-1"})
+    expect_error(run(with(kBench, {"--threads", bad})), rule);
+  expect_error(run(with(kBench, {"--threads", "1,x"})), "got 'x' (in the list '1,x')");
+}
+
+// `bench --threads 1,1`: each count measured, with the sgemm ceiling of its rounds and the share
+// of it; the scaling table; the OpenMP wait behaviour scalevec chose (ref/common.h,
+// configure_runtime), which the restarted process reads from its environment.
+TEST_F(Cli, BenchMeasuresTheCeilingAndTheScaling) {
+  const std::string json_path = path("bench.json");
+  const Result r = run(with(kBench, {"--threads", "1,1", "--json", json_path}));
+  ASSERT_TRUE(r.exited && r.code == 0) << r;
+  EXPECT_NE(r.out.find("matrix-product ceiling: sgemm 2048x2048x2048"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("thread scaling"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("GOMP_SPINCOUNT=1000 (scalevec's default)"), std::string::npos) << r;
+  std::ifstream in(json_path);
+  const json j = json::parse(in);
+  ASSERT_EQ(j.at("by_threads").size(), 2u) << j.dump(2);
+  for (const auto& run : j.at("by_threads")) {
+    const auto& t = run.at("results").at(0);
+    const double ceiling = t.at("ceiling_flops_per_s").get<double>();
+    const double share = t.at("ceiling_share").get<double>();
+    EXPECT_GT(ceiling, 1e9) << t.dump(2);  // any CPU this runs on does 1 GFLOP/s in sgemm
+    EXPECT_NEAR(share, t.at("scalevec").at("flops_per_s").get<double>() / ceiling, 1e-12);
+    EXPECT_GT(share, 0.0);
+  }
+  EXPECT_EQ(j.at("openmp_wait"), "OpenMP wait: GOMP_SPINCOUNT=1000 (scalevec's default)");
+}
+
+// A wait policy the user set is kept, and no spin count is added to it.
+TEST_F(Cli, TheUsersOpenMpWaitPolicyIsKept) {
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  const Result r = run(kBench);
+  unsetenv("OMP_WAIT_POLICY");
+  ASSERT_TRUE(r.exited && r.code == 0) << r;
+  EXPECT_NE(r.out.find("OpenMP wait: OMP_WAIT_POLICY=passive (set by the user)"), std::string::npos)
+      << r;
+  EXPECT_EQ(r.out.find("GOMP_SPINCOUNT"), std::string::npos) << r;
+}
+
+// With every CPU busy (threads of this test process, which scalevec counts as another program),
+// a command with more threads than free cores says so in one line before it starts.
+TEST_F(Cli, ABusyMachineIsReportedAtStart) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> spinners;
+  for (unsigned i = 0; i < std::max(1u, std::thread::hardware_concurrency()); i++)
+    spinners.emplace_back([&stop] {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    });
+  const Result r = run(kBench);
+  stop = true;
+  for (auto& t : spinners) t.join();
+  ASSERT_TRUE(r.exited && r.code == 0) << r;
+  EXPECT_NE(r.err.find("warning: the machine is busy: about "), std::string::npos) << r;
+  EXPECT_NE(r.err.find("with 1 thread each step waits"), std::string::npos) << r;
 }
 
 // A number is the whole token: "3abc" is refused by every flag that takes a number.
