@@ -14,20 +14,24 @@
 
 namespace scalevec {
 
+// Row i of a causal softmax in place: columns 0..i become the softmax of their scores, the rest
+// (i+1..Tn-1) become 0.
+template <class T>
+void causal_softmax_row(T* row, int i, int Tn) {
+  T mx = row[0];
+  for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+  for (int j = 0; j <= i; j++) row[j] = vexp(row[j] - mx);  // vectorized (exp.h)
+  T sum = 0;
+  for (int j = 0; j <= i; j++) sum += row[j];  // in order
+  const T inv = T(1) / sum;
+  for (int j = 0; j <= i; j++) row[j] *= inv;
+  for (int j = i + 1; j < Tn; j++) row[j] = 0;
+}
+
 // Row-wise causal softmax of a (T, T) block in place: row i keeps columns 0..i, the rest become 0.
 template <class T>
 void causal_softmax_inplace(T* S, int Tn) {
-  for (int i = 0; i < Tn; i++) {
-    T* row = S + (size_t)i * Tn;
-    T mx = row[0];
-    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-    for (int j = 0; j <= i; j++) row[j] = vexp(row[j] - mx);  // vectorized (exp.h)
-    T sum = 0;
-    for (int j = 0; j <= i; j++) sum += row[j];  // in order
-    const T inv = T(1) / sum;
-    for (int j = 0; j <= i; j++) row[j] *= inv;
-    for (int j = i + 1; j < Tn; j++) row[j] = 0;
-  }
+  for (int i = 0; i < Tn; i++) causal_softmax_row(S + (size_t)i * Tn, i, Tn);
 }
 
 // [snippet:attention_forward]
@@ -110,17 +114,7 @@ void attention_forward_tiled(T* out, T* att, const T* q, const T* k, const T* v,
       T* Pr = P + (size_t)r0 * Tn;  // rows r0..r1, columns 0..r1 are computed
       gemm<T>(false, true, m, r1, hs, scale, q + off + (size_t)r0 * ld, ld, k + off, ld, T(0), Pr,
               Tn);
-      for (int i = r0; i < r1; i++) {
-        T* row = P + (size_t)i * Tn;
-        T mx = row[0];
-        for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j <= i; j++) row[j] = vexp(row[j] - mx);
-        T sum = 0;
-        for (int j = 0; j <= i; j++) sum += row[j];
-        const T inv = T(1) / sum;
-        for (int j = 0; j <= i; j++) row[j] *= inv;
-        for (int j = i + 1; j < Tn; j++) row[j] = 0;
-      }
+      for (int i = r0; i < r1; i++) causal_softmax_row(P + (size_t)i * Tn, i, Tn);
       gemm<T>(false, false, m, hs, r1, T(1), Pr, Tn, v + off, ld, T(0), o + (size_t)r0 * C, C);
     }
   }

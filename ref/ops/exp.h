@@ -32,7 +32,9 @@ inline T vexp(T x) {
 
 template <>
 inline float vexp<float>(float x) {
-  const float xc = x > kExpHi ? kExpHi : (x < kExpLo ? kExpLo : x);  // NaN passes through
+  // x clamped to the range, and NaN to kExpLo: the conversion to int below must see a number in
+  // range (converting NaN is undefined behaviour, and clang then returned a number for NaN).
+  const float xc = (x >= kExpLo && x <= kExpHi) ? x : (x > kExpHi ? kExpHi : kExpLo);
   // n = round-to-nearest(x log2 e): adding 1.5·2^23 leaves no fraction bits.
   constexpr float kShift = 12582912.0f;
   const float n = (xc * 1.44269504088896341f + kShift) - kShift;
@@ -47,7 +49,7 @@ inline float vexp<float>(float x) {
   const float er = p * (r * r) + r + 1.0f;
   const float two_n = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
   const float y = er * two_n;
-  return x > kExpHi ? INFINITY : (x < kExpLo ? 0.0f : y);
+  return x >= kExpLo ? (x <= kExpHi ? y : INFINITY) : (x < kExpLo ? 0.0f : x);  // NaN: x
 }
 
 }  // namespace scalevec

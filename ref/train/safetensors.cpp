@@ -59,19 +59,23 @@ static json header_of(const StFile& f) {
   return header;
 }
 
-// Writes all of `data` to fd or throws with the system's reason (ENOSPC: "No space left on
-// device").
-static void write_all(int fd, const void* data, size_t n, const std::string& path) {
+void write_fully(int fd, const void* data, size_t n, const std::string& path) {
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
     const ssize_t w = ::write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      const int err = errno;
-      ::close(fd);
-      throw Error(fmt::format("cannot write '{}': {}", path, std::strerror(err)));
-    }
+    require(w > 0, "cannot write '{}': {}", path, std::strerror(errno));
     p += w, n -= (size_t)w;
+  }
+}
+
+// write_fully, closing fd when it fails (the file is then abandoned).
+static void write_all(int fd, const void* data, size_t n, const std::string& path) {
+  try {
+    write_fully(fd, data, n, path);
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
 }
 

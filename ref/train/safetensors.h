@@ -32,6 +32,10 @@ struct StFile {
 
 size_t dtype_size(const std::string& dtype);  // throws Error for unsupported dtypes
 
+// Writes all n bytes of data to fd, retrying short writes and EINTR, or throws naming `path` and
+// the system's reason (ENOSPC: "No space left on device"). fd stays open either way.
+void write_fully(int fd, const void* data, size_t n, const std::string& path);
+
 // Writes path (created or truncated) and flushes it to disk (fsync); returns the checksum it
 // stored as "crc32". A write error (a full disk) throws Error with the system's reason.
 std::string write_safetensors_file(const std::string& path, const StFile& f);

@@ -17,6 +17,7 @@
 #include "../rng.h"
 #include "checkpoint.h"
 #include "optim.h"
+#include "safetensors.h"
 #include "schedule.h"
 
 namespace scalevec {
@@ -96,14 +97,7 @@ class MetricsLog {
   MetricsLog& operator=(const MetricsLog&) = delete;
   void write(const json& j) {
     const std::string line = j.dump() + "\n";
-    const char* p = line.data();
-    size_t n = line.size();
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      require(w > 0, "cannot write '{}': {}", path_, std::strerror(errno));
-      p += w, n -= (size_t)w;
-    }
+    write_fully(fd_, line.data(), line.size(), path_);
   }
   void sync() { require(::fsync(fd_) == 0, "cannot flush '{}': {}", path_, std::strerror(errno)); }
 
