@@ -53,6 +53,16 @@ void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, int l
 }
 // [end]
 
+// Row i of the causal softmax's backward in place: dS_ij = P_ij (dP_ij - Σ_l P_il dP_il) for
+// j <= i (dS holds dP on entry), and 0 for i < j < end.
+template <class T>
+void causal_softmax_backward_row(T* dSi, const T* Pi, int i, int end) {
+  T dot = 0;
+  for (int j = 0; j <= i; j++) dot += Pi[j] * dSi[j];
+  for (int j = 0; j <= i; j++) dSi[j] = Pi[j] * (dSi[j] - dot);
+  for (int j = i + 1; j < end; j++) dSi[j] = 0;
+}
+
 // [snippet:attention_backward]
 // With out = P v:      dP = dout vᵀ,   dv += Pᵀ dout.
 // Softmax, row by row: P_ij = e^{S_ij} / Σ_l e^{S_il}, so dS_ij = P_ij (dP_ij - Σ_l P_il dP_il).
@@ -73,14 +83,8 @@ void attention_backward(T* dq, T* dk, T* dv, T* datt, const T* dout, const T* at
     const T* dout_bh = dout + (size_t)b * Tn * C + (size_t)h * hs;
     gemm<T>(false, true, Tn, Tn, hs, T(1), dout_bh, C, v + off, ld, T(0), dS, Tn);  // dP
     gemm<T>(true, false, Tn, hs, Tn, T(1), P, Tn, dout_bh, C, T(1), dv + off, ld);  // dv
-    for (int i = 0; i < Tn; i++) {
-      const T* Pi = P + (size_t)i * Tn;
-      T* dSi = dS + (size_t)i * Tn;
-      T dot = 0;
-      for (int j = 0; j <= i; j++) dot += Pi[j] * dSi[j];
-      for (int j = 0; j <= i; j++) dSi[j] = Pi[j] * (dSi[j] - dot);
-      for (int j = i + 1; j < Tn; j++) dSi[j] = 0;
-    }
+    for (int i = 0; i < Tn; i++)
+      causal_softmax_backward_row(dS + (size_t)i * Tn, P + (size_t)i * Tn, i, Tn);
     gemm<T>(false, false, Tn, hs, Tn, scale, dS, Tn, k + off, ld, T(1), dq + off, ld);  // dq
     gemm<T>(true, false, Tn, hs, Tn, scale, dS, Tn, q + off, ld, T(1), dk + off, ld);   // dk
   }
@@ -139,14 +143,8 @@ void attention_backward_tiled(T* dq, T* dk, T* dv, T* datt, const T* dout, const
       const T* dor = dout_bh + (size_t)r0 * C;
       gemm<T>(false, true, m, r1, hs, T(1), dor, C, v + off, ld, T(0), dSr, Tn);  // dP
       gemm<T>(true, false, r1, hs, m, T(1), Pr, Tn, dor, C, T(1), dv + off, ld);  // dv
-      for (int i = r0; i < r1; i++) {
-        const T* Pi = P + (size_t)i * Tn;
-        T* dSi = dS + (size_t)i * Tn;
-        T dot = 0;
-        for (int j = 0; j <= i; j++) dot += Pi[j] * dSi[j];
-        for (int j = 0; j <= i; j++) dSi[j] = Pi[j] * (dSi[j] - dot);
-        for (int j = i + 1; j < r1; j++) dSi[j] = 0;  // read by the products below
-      }
+      for (int i = r0; i < r1; i++)  // columns up to r1 are read by the products below
+        causal_softmax_backward_row(dS + (size_t)i * Tn, P + (size_t)i * Tn, i, r1);
       gemm<T>(false, false, m, hs, r1, scale, dSr, Tn, k + off, ld, T(1),
               dq + off + (size_t)r0 * ld, ld);  // dq
       gemm<T>(true, false, r1, hs, m, scale, dSr, Tn, q + off + (size_t)r0 * ld, ld, T(1), dk + off,
